@@ -1,0 +1,42 @@
+//! Kafka plumbing shared by every Fleuve service.
+//!
+//! * [`KafkaConfig`]: typed client settings (bootstrap servers, client id, timeouts) with a
+//!   raw passthrough for any other librdkafka property (TLS, SASL, tuning), so that no
+//!   stringly-typed librdkafka setting leaks into service code.
+//! * [`topics`]: the catalogue of the platform's topics and [`topics::ensure_topics`],
+//!   which creates the missing ones idempotently at start-up.
+//! * [`Position`]: where a produced event landed (`topic`, `partition`, `offset`) and the
+//!   opaque token form a front hands back to the query API for read-your-writes.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), fleuve_kafka::KafkaError> {
+//! use fleuve_kafka::{topics, KafkaConfig};
+//! let kafka = KafkaConfig::new("127.0.0.1:9092").with_client_id("my-service");
+//! topics::ensure_topics(&kafka, &topics::platform_topics(3)).await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod position;
+pub mod topics;
+
+pub use config::KafkaConfig;
+pub use position::{Position, PositionError};
+
+/// An error talking to Kafka, with the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    /// The client could not be created from the configuration.
+    #[error("invalid Kafka client configuration: {0}")]
+    Config(#[source] rdkafka::error::KafkaError),
+    /// An admin operation (topic creation, metadata) failed.
+    #[error("Kafka admin operation `{operation}` failed: {source}")]
+    Admin {
+        operation: &'static str,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// A topic could not be created.
+    #[error("could not create topic `{topic}`: {reason}")]
+    CreateTopic { topic: String, reason: String },
+}

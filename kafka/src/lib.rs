@@ -40,3 +40,23 @@ pub enum KafkaError {
     #[error("could not create topic `{topic}`: {reason}")]
     CreateTopic { topic: String, reason: String },
 }
+
+/// Whether a Kafka client error may go away if the same operation is retried later (broker
+/// down, timeout, queue full, leader election) as opposed to one that will fail again
+/// (record too large, authorization, unknown topic).
+pub fn is_retriable(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    !matches!(
+        e.rdkafka_error_code(),
+        Some(
+            Code::MessageSizeTooLarge
+                | Code::InvalidMessage
+                | Code::InvalidMessageSize
+                | Code::TopicAuthorizationFailed
+                | Code::ClusterAuthorizationFailed
+                | Code::UnknownTopicOrPartition
+                | Code::UnknownTopic
+                | Code::InvalidConfig
+        )
+    )
+}

@@ -70,7 +70,11 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[TopicSpec]) -> Result<
         .iter()
         .map(|t| {
             t.config.iter().fold(
-                NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication)),
+                NewTopic::new(
+                    &t.name,
+                    t.partitions,
+                    TopicReplication::Fixed(t.replication),
+                ),
                 |nt, (k, v)| nt.set(k, v),
             )
         })

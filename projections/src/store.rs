@@ -74,10 +74,12 @@ pub trait Store: Send + Sync + Debug + 'static {
 
 /// Opens the store a URL names (see the crate docs for the schemes).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| StoreError::InvalidUrl {
-        url: url.to_owned(),
-        reason: "expected <scheme>://<location>, for example embedded://var/projections".into(),
-    })?;
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| StoreError::InvalidUrl {
+            url: url.to_owned(),
+            reason: "expected <scheme>://<location>, for example embedded://var/projections".into(),
+        })?;
     match scheme {
         #[cfg(feature = "embedded")]
         "embedded" => {

@@ -1,6 +1,9 @@
 use std::sync::LazyLock;
 
+use apache_avro::types::Value;
 use apache_avro::Schema;
+
+use crate::{Event, EventError, PlaybackProgressed};
 
 /// One event type: its schema, the topic it goes to and the field that is its Kafka key.
 #[derive(Debug)]
@@ -17,10 +20,13 @@ pub struct EventSpec {
     pub schema: Schema,
     /// Full name of the record (`namespace.Name`).
     pub full_name: String,
+    /// The event type's rules beyond the schema, on a value already valid for the schema.
+    check: fn(&Value) -> Result<(), EventError>,
 }
 
 impl EventSpec {
-    fn load(name: &'static str, topic: &'static str, key_field: &'static str, json: &'static str) -> Self {
+    fn of<E: Event>(topic: &'static str, key_field: &'static str, json: &'static str) -> Self {
+        let name = E::TYPE;
         // The files are part of this crate and checked by its tests: a parse failure is a
         // build defect, caught by `cargo test` before anything ships.
         #[allow(clippy::expect_used)]
@@ -36,6 +42,23 @@ impl EventSpec {
             schema_json: json,
             schema,
             full_name,
+            check: |value| Ok(E::from_avro(value)?.validate()?),
+        }
+    }
+
+    /// Applies the event type's rules to a value already valid for its schema.
+    pub fn check(&self, value: &Value) -> Result<(), EventError> {
+        (self.check)(value)
+    }
+
+    /// The Kafka key of a value of this event type (its `key_field`).
+    pub fn key_of<'v>(&self, value: &'v Value) -> Option<&'v str> {
+        match value {
+            Value::Record(fields) => fields.iter().find_map(|(name, v)| match v {
+                Value::String(s) if name == self.key_field => Some(s.as_str()),
+                _ => None,
+            }),
+            _ => None,
         }
     }
 
@@ -46,8 +69,7 @@ impl EventSpec {
 }
 
 static CATALOG: LazyLock<Vec<EventSpec>> = LazyLock::new(|| {
-    vec![EventSpec::load(
-        "PlaybackProgressed",
+    vec![EventSpec::of::<PlaybackProgressed>(
         "user-activity",
         "user_id",
         include_str!("../avro/user-activity/PlaybackProgressed.avsc"),
@@ -79,14 +101,23 @@ mod tests {
             let Schema::Record(r) = &spec.schema else {
                 panic!("{} is not a record", spec.name)
             };
-            for field in ["event_id", "occurred_at", "producer", "correlation_id", spec.key_field] {
+            for field in [
+                "event_id",
+                "occurred_at",
+                "producer",
+                "correlation_id",
+                spec.key_field,
+            ] {
                 assert!(r.lookup.contains_key(field), "{} lacks {field}", spec.name);
             }
             for f in &r.fields {
                 assert!(f.doc.is_some(), "{}.{} has no doc", spec.name, f.name);
             }
             assert!(spec.full_name.ends_with(spec.name));
-            assert_eq!(find_by_full_name(&spec.full_name).map(|s| s.name), Some(spec.name));
+            assert_eq!(
+                find_by_full_name(&spec.full_name).map(|s| s.name),
+                Some(spec.name)
+            );
         }
     }
 }

@@ -27,7 +27,10 @@ pub enum EventError {
     /// The Avro value does not have the shape of the Rust type (a decoding bug or a schema
     /// the type does not know).
     #[error("Avro value does not match event type {event_type}: {reason}")]
-    Shape { event_type: &'static str, reason: String },
+    Shape {
+        event_type: &'static str,
+        reason: String,
+    },
 }
 
 /// A typed event of the catalogue.
@@ -126,10 +129,16 @@ impl Event for PlaybackProgressed {
             })
         };
         if self.duration_ms <= 0 {
-            return fail("duration_ms", format!("must be > 0, got {}", self.duration_ms));
+            return fail(
+                "duration_ms",
+                format!("must be > 0, got {}", self.duration_ms),
+            );
         }
         if self.position_ms < 0 {
-            return fail("position_ms", format!("must be >= 0, got {}", self.position_ms));
+            return fail(
+                "position_ms",
+                format!("must be >= 0, got {}", self.position_ms),
+            );
         }
         if self.position_ms > self.duration_ms {
             return fail(
@@ -200,7 +209,8 @@ mod tests {
 
     #[test]
     fn rules_name_the_field() {
-        let cases: [(fn(&mut PlaybackProgressed), &str); 5] = [
+        type Mutation = fn(&mut PlaybackProgressed);
+        let cases: [(Mutation, &str); 5] = [
             (|e| e.position_ms = -1, "position_ms"),
             (|e| e.position_ms = 21, "position_ms"),
             (|e| e.duration_ms = 0, "duration_ms"),

@@ -38,7 +38,11 @@ pub fn to_avro(schema: &Schema, json: &Json) -> Result<Value, FieldError> {
 
 fn err(path: &str, reason: impl Into<String>) -> FieldError {
     FieldError {
-        field: if path.is_empty() { "(document)".to_owned() } else { path.to_owned() },
+        field: if path.is_empty() {
+            "(document)".to_owned()
+        } else {
+            path.to_owned()
+        },
         reason: reason.into(),
     }
 }
@@ -76,11 +80,19 @@ fn integer(json: &Json, path: &str, min: i64, max: i64, what: &str) -> Result<i6
             None if n.is_u64() => Err(err(path, format!("{n} is out of range for {what}"))),
             None => Err(err(path, format!("expected an integer ({what}), got {n}"))),
         },
-        other => Err(err(path, format!("expected an integer ({what}), got {}", kind(other)))),
+        other => Err(err(
+            path,
+            format!("expected an integer ({what}), got {}", kind(other)),
+        )),
     }
 }
 
-fn convert(schema: &Schema, json: &Json, path: &mut String, depth: usize) -> Result<Value, FieldError> {
+fn convert(
+    schema: &Schema,
+    json: &Json,
+    path: &mut String,
+    depth: usize,
+) -> Result<Value, FieldError> {
     if depth > MAX_DEPTH {
         return Err(err(path, format!("nested deeper than {MAX_DEPTH} levels")));
     }
@@ -91,13 +103,24 @@ fn convert(schema: &Schema, json: &Json, path: &mut String, depth: usize) -> Res
         },
         Schema::Boolean => match json {
             Json::Bool(b) => Ok(Value::Boolean(*b)),
-            other => Err(err(path, format!("expected a boolean, got {}", kind(other)))),
+            other => Err(err(
+                path,
+                format!("expected a boolean, got {}", kind(other)),
+            )),
         },
         Schema::Int => {
             let v = integer(json, path, i32::MIN.into(), i32::MAX.into(), "a 32-bit int")?;
-            Ok(Value::Int(i32::try_from(v).map_err(|_| err(path, "out of range"))?))
+            Ok(Value::Int(
+                i32::try_from(v).map_err(|_| err(path, "out of range"))?,
+            ))
         }
-        Schema::Long => Ok(Value::Long(integer(json, path, i64::MIN, i64::MAX, "a 64-bit long")?)),
+        Schema::Long => Ok(Value::Long(integer(
+            json,
+            path,
+            i64::MIN,
+            i64::MAX,
+            "a 64-bit long",
+        )?)),
         Schema::Float | Schema::Double => match json {
             Json::Number(n) => {
                 let v = n.as_f64().ok_or_else(|| err(path, "not a finite number"))?;
@@ -118,12 +141,21 @@ fn convert(schema: &Schema, json: &Json, path: &mut String, depth: usize) -> Res
             Json::String(s) => uuid::Uuid::parse_str(s)
                 .map(Value::Uuid)
                 .map_err(|_| err(path, format!("`{}` is not a UUID", truncate(s)))),
-            other => Err(err(path, format!("expected a UUID string, got {}", kind(other)))),
+            other => Err(err(
+                path,
+                format!("expected a UUID string, got {}", kind(other)),
+            )),
         },
         Schema::TimestampMillis => match json {
             Json::String(s) => {
-                let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                    .map_err(|_| err(path, format!("`{}` is not an RFC 3339 timestamp", truncate(s))))?;
+                let t =
+                    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                        .map_err(|_| {
+                            err(
+                                path,
+                                format!("`{}` is not an RFC 3339 timestamp", truncate(s)),
+                            )
+                        })?;
                 let ms = t.unix_timestamp_nanos() / 1_000_000;
                 Ok(Value::TimestampMillis(
                     i64::try_from(ms).map_err(|_| err(path, "timestamp out of range"))?,
@@ -145,13 +177,24 @@ fn convert(schema: &Schema, json: &Json, path: &mut String, depth: usize) -> Res
                     format!("`{}` is not one of {}", truncate(s), e.symbols.join(", ")),
                 )),
             },
-            other => Err(err(path, format!("expected one of {}, got {}", e.symbols.join(", "), kind(other)))),
+            other => Err(err(
+                path,
+                format!(
+                    "expected one of {}, got {}",
+                    e.symbols.join(", "),
+                    kind(other)
+                ),
+            )),
         },
         Schema::Array(a) => match json {
             Json::Array(items) => items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| with_segment(path, &format!("[{i}]"), |p| convert(&a.items, item, p, depth + 1)))
+                .map(|(i, item)| {
+                    with_segment(path, &format!("[{i}]"), |p| {
+                        convert(&a.items, item, p, depth + 1)
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
             other => Err(err(path, format!("expected an array, got {}", kind(other)))),
@@ -160,17 +203,24 @@ fn convert(schema: &Schema, json: &Json, path: &mut String, depth: usize) -> Res
             Json::Object(obj) => obj
                 .iter()
                 .map(|(k, v)| {
-                    with_segment(path, k, |p| convert(&m.types, v, p, depth + 1)).map(|v| (k.clone(), v))
+                    with_segment(path, k, |p| convert(&m.types, v, p, depth + 1))
+                        .map(|v| (k.clone(), v))
                 })
                 .collect::<Result<HashMap<_, _>, _>>()
                 .map(Value::Map),
-            other => Err(err(path, format!("expected an object, got {}", kind(other)))),
+            other => Err(err(
+                path,
+                format!("expected an object, got {}", kind(other)),
+            )),
         },
         Schema::Union(u) => {
             let variants = u.variants();
             if json.is_null() {
                 if let Some(i) = variants.iter().position(|s| matches!(s, Schema::Null)) {
-                    return Ok(Value::Union(u32::try_from(i).unwrap_or(0), Box::new(Value::Null)));
+                    return Ok(Value::Union(
+                        u32::try_from(i).unwrap_or(0),
+                        Box::new(Value::Null),
+                    ));
                 }
             }
             let non_null: Vec<(usize, &Schema)> = variants
@@ -189,7 +239,10 @@ fn convert(schema: &Schema, json: &Json, path: &mut String, depth: usize) -> Res
             }
             match (non_null.len(), first_error) {
                 (1, Some(e)) => Err(e),
-                _ => Err(err(path, format!("{} matches no branch of the union", kind(json)))),
+                _ => Err(err(
+                    path,
+                    format!("{} matches no branch of the union", kind(json)),
+                )),
             }
         }
         Schema::Record(r) => {
@@ -198,7 +251,10 @@ fn convert(schema: &Schema, json: &Json, path: &mut String, depth: usize) -> Res
             };
             if let Some(unknown) = obj.keys().find(|k| !r.lookup.contains_key(*k)) {
                 return with_segment(path, unknown, |p| {
-                    Err(err(p, format!("unknown field (not in schema {})", r.name.fullname(None))))
+                    Err(err(
+                        p,
+                        format!("unknown field (not in schema {})", r.name.fullname(None)),
+                    ))
                 });
             }
             let mut fields = Vec::with_capacity(r.fields.len());
@@ -214,7 +270,10 @@ fn convert(schema: &Schema, json: &Json, path: &mut String, depth: usize) -> Res
             }
             Ok(Value::Record(fields))
         }
-        other => Err(err(path, format!("schema type {other:?} is not accepted from JSON"))),
+        other => Err(err(
+            path,
+            format!("schema type {other:?} is not accepted from JSON"),
+        )),
     }
 }
 
@@ -262,9 +321,17 @@ mod tests {
 
     #[test]
     fn accepts_a_valid_document_and_fills_defaults() {
-        let Value::Record(fields) = to_avro(&schema(), &valid()).unwrap() else { panic!() };
-        assert_eq!(fields[1], ("at".into(), Value::TimestampMillis(1_795_341_600_500)));
-        assert_eq!(fields[3], ("opt".into(), Value::Union(0, Box::new(Value::Null))));
+        let Value::Record(fields) = to_avro(&schema(), &valid()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            fields[1],
+            ("at".into(), Value::TimestampMillis(1_795_341_600_500))
+        );
+        assert_eq!(
+            fields[3],
+            ("opt".into(), Value::Union(0, Box::new(Value::Null)))
+        );
     }
 
     #[test]
@@ -293,7 +360,10 @@ mod tests {
         let mut d = valid();
         d.as_object_mut().unwrap().remove("n");
         let e = to_avro(&schema(), &d).unwrap_err();
-        assert_eq!((e.field.as_str(), e.reason.as_str()), ("n", "required field is missing"));
+        assert_eq!(
+            (e.field.as_str(), e.reason.as_str()),
+            ("n", "required field is missing")
+        );
         assert_eq!(field_of(json!([1])), "(document)");
     }
 
@@ -301,7 +371,9 @@ mod tests {
     fn converted_values_encode_with_the_schema() {
         let v = to_avro(&schema(), &valid()).unwrap();
         let schema = schema();
-        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema).build().unwrap();
+        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+            .build()
+            .unwrap();
         let bytes = writer.write_value_to_vec(v).unwrap();
         assert!(!bytes.is_empty());
     }

@@ -52,6 +52,37 @@ impl Readiness for AlwaysReady {
     }
 }
 
+/// Readiness set from the outside (by a background check), with the reason when not ready.
+#[derive(Debug, Default)]
+pub struct ReadyFlag {
+    state: std::sync::RwLock<Option<String>>,
+}
+
+impl ReadyFlag {
+    /// A flag that starts not ready, with this reason.
+    pub fn not_ready(reason: impl Into<String>) -> Self {
+        Self {
+            state: std::sync::RwLock::new(Some(reason.into())),
+        }
+    }
+
+    /// Records the latest check: `Ok` for ready, `Err(reason)` otherwise.
+    pub fn set(&self, result: Result<(), String>) {
+        if let Ok(mut state) = self.state.write() {
+            *state = result.err();
+        }
+    }
+}
+
+impl Readiness for ReadyFlag {
+    fn ready(&self) -> Result<(), String> {
+        match self.state.read() {
+            Ok(state) => state.clone().map_or(Ok(()), Err),
+            Err(_) => Err("readiness state poisoned".into()),
+        }
+    }
+}
+
 /// `/metrics`, `/healthz` and `/readyz`, to merge into a service's router.
 pub fn ops_routes<S>(readiness: Arc<dyn Readiness>) -> Router<S>
 where
@@ -66,7 +97,11 @@ where
 async fn metrics() -> Response {
     let mut buf = Vec::new();
     match TextEncoder::new().encode(&prometheus::gather(), &mut buf) {
-        Ok(()) => ([(header::CONTENT_TYPE, TextEncoder::new().format_type())], buf).into_response(),
+        Ok(()) => (
+            [(header::CONTENT_TYPE, TextEncoder::new().format_type())],
+            buf,
+        )
+            .into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("could not encode metrics: {e}\n"),

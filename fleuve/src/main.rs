@@ -1,0 +1,437 @@
+//! `fleuve`: one binary, every service a subcommand.
+//!
+//! ```text
+//! fleuve run                 # everything on one machine: registry, ingest, processors, query API
+//! fleuve registry            # the schema registry            (default 127.0.0.1:8081)
+//! fleuve ingest              # the HTTP ingest service        (default 127.0.0.1:8082)
+//! fleuve process <name>      # one processor (user_progress)  (ops on 127.0.0.1:8083)
+//! fleuve query               # the query API                  (default 127.0.0.1:8080)
+//! fleuve topics create       # create the platform's topics (idempotent)
+//! ```
+//!
+//! Settings come from flags, or from `FLEUVE_*` environment variables, or defaults, in that
+//! order of precedence (`fleuve --help` lists them).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use fleuve_kafka::{topics, KafkaConfig};
+use fleuve_processors::runtime::{Processor, ProcessorConfig};
+use fleuve_producers::ingest::{self, IngestConfig};
+use fleuve_producers::{Publisher, PublisherConfig};
+use fleuve_projections::Store;
+use fleuve_query_api::QueryConfig;
+use fleuve_registry::{Registry, RegistryConfig};
+use fleuve_service::{AlwaysReady, Readiness, ReadyFlag};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fleuve",
+    version,
+    about = "Fleuve: event-sourced streaming platform"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Kafka bootstrap servers.
+    #[arg(
+        long,
+        global = true,
+        env = "FLEUVE_BROKERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    brokers: String,
+    /// Schema registry URL used by producers and processors.
+    #[arg(
+        long,
+        global = true,
+        env = "FLEUVE_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    registry_url: String,
+    /// Projection store URL (`embedded://<dir>`; `scylla://…` when compiled in).
+    #[arg(
+        long,
+        global = true,
+        env = "FLEUVE_STORE",
+        default_value = "embedded://var/projections"
+    )]
+    store: String,
+    /// Partitions of the event topics when they are created.
+    #[arg(long, global = true, env = "FLEUVE_PARTITIONS", default_value_t = 3)]
+    partitions: i32,
+    /// Produce delivery timeout, in milliseconds: past it, ingest answers 503.
+    #[arg(
+        long,
+        global = true,
+        env = "FLEUVE_DELIVERY_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    delivery_timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+struct Listen {
+    /// Address the query API listens on.
+    #[arg(long, env = "FLEUVE_QUERY_ADDR", default_value = "127.0.0.1:8080")]
+    query_addr: SocketAddr,
+    /// Address the schema registry listens on.
+    #[arg(long, env = "FLEUVE_REGISTRY_ADDR", default_value = "127.0.0.1:8081")]
+    registry_addr: SocketAddr,
+    /// Address the ingest service listens on.
+    #[arg(long, env = "FLEUVE_INGEST_ADDR", default_value = "127.0.0.1:8082")]
+    ingest_addr: SocketAddr,
+    /// Address of a processor's operational endpoints (/metrics, /healthz, /readyz).
+    #[arg(long, env = "FLEUVE_PROCESSOR_ADDR", default_value = "127.0.0.1:8083")]
+    processor_addr: SocketAddr,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole platform in this process (the broker runs separately: `make broker`).
+    Run {
+        #[command(flatten)]
+        listen: Listen,
+    },
+    /// Run the schema registry.
+    Registry {
+        #[command(flatten)]
+        listen: Listen,
+    },
+    /// Run the HTTP ingest service.
+    Ingest {
+        #[command(flatten)]
+        listen: Listen,
+    },
+    /// Run one processor.
+    Process {
+        /// Processor name (one of: user_progress).
+        name: String,
+        #[command(flatten)]
+        listen: Listen,
+    },
+    /// Run the query API.
+    Query {
+        #[command(flatten)]
+        listen: Listen,
+    },
+    /// Manage the platform's topics.
+    Topics {
+        #[command(subcommand)]
+        action: TopicsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicsAction {
+    /// Create the platform's topics that do not exist yet.
+    Create,
+}
+
+impl Common {
+    fn kafka(&self, client_id: &str) -> KafkaConfig {
+        KafkaConfig::new(&self.brokers)
+            .with_client_id(client_id)
+            .with_delivery_timeout(Duration::from_millis(self.delivery_timeout_ms))
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    fleuve_service::init_tracing();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        tracing::error!("{e:#}");
+        eprintln!("fleuve: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let common = &cli.common;
+    let shutdown = CancellationToken::new();
+    spawn_signal_handler(shutdown.clone());
+    let mut tasks = JoinSet::new();
+    match cli.command {
+        Command::Topics {
+            action: TopicsAction::Create,
+        } => {
+            create_topics(common).await?;
+            return Ok(());
+        }
+        Command::Registry { listen } => {
+            start_registry(common, listen.registry_addr, &shutdown, &mut tasks).await?;
+        }
+        Command::Ingest { listen } => {
+            start_ingest(common, listen.ingest_addr, &shutdown, &mut tasks).await?;
+        }
+        Command::Process { name, listen } => {
+            create_topics(common).await?;
+            let store = open_store(common).await?;
+            start_processor(common, &name, store, &shutdown, &mut tasks)?;
+            serve(
+                listen.processor_addr,
+                ops_only(Arc::new(AlwaysReady)),
+                &shutdown,
+                &mut tasks,
+                "processor",
+            )
+            .await?;
+        }
+        Command::Query { listen } => {
+            let store = open_store(common).await?;
+            start_query(store, listen.query_addr, &shutdown, &mut tasks).await?;
+        }
+        Command::Run { listen } => {
+            create_topics(common).await?;
+            let registry =
+                start_registry(common, listen.registry_addr, &shutdown, &mut tasks).await?;
+            start_ingest(common, listen.ingest_addr, &shutdown, &mut tasks).await?;
+            let store = open_store(common).await?;
+            for name in fleuve_processors::handlers::NAMES {
+                start_processor(common, name, Arc::clone(&store), &shutdown, &mut tasks)?;
+            }
+            start_query(store, listen.query_addr, &shutdown, &mut tasks).await?;
+            print_welcome(&listen, common);
+            drop(registry);
+        }
+    }
+    // Wait for Ctrl-C / SIGTERM, or for any service to fail (which stops the others).
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        let outcome = joined.context("a service task panicked").and_then(|r| r);
+        if let Err(e) = outcome {
+            if failure.is_none() {
+                tracing::error!(error = %format!("{e:#}"), "a service failed; stopping the others");
+                failure = Some(e);
+            }
+            shutdown.cancel();
+        } else if !shutdown.is_cancelled() {
+            shutdown.cancel();
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => {
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+    }
+}
+
+fn spawn_signal_handler(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                        let _ = ctrl_c.await;
+                        shutdown.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+}
+
+async fn create_topics(common: &Common) -> Result<()> {
+    let kafka = common.kafka("fleuve-admin");
+    topics::ensure_topics(&kafka, &topics::platform_topics(common.partitions))
+        .await
+        .with_context(|| format!("creating topics on the broker at {}", common.brokers))
+}
+
+async fn open_store(common: &Common) -> Result<Arc<dyn Store>> {
+    fleuve_projections::open(&common.store)
+        .await
+        .with_context(|| format!("opening the projection store {}", common.store))
+}
+
+async fn start_registry(
+    common: &Common,
+    addr: SocketAddr,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<Result<()>>,
+) -> Result<Registry> {
+    let registry = Registry::start(RegistryConfig::new(common.kafka("fleuve-registry")))
+        .await
+        .with_context(|| {
+            format!(
+                "starting the schema registry on the broker at {}",
+                common.brokers
+            )
+        })?;
+    serve(addr, registry.router(), shutdown, tasks, "registry").await?;
+    let stopper = registry.clone();
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        token.cancelled().await;
+        stopper.shutdown().await;
+        Ok(())
+    });
+    Ok(registry)
+}
+
+async fn start_ingest(
+    common: &Common,
+    addr: SocketAddr,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<Result<()>>,
+) -> Result<()> {
+    let kafka = common.kafka("fleuve-ingest");
+    let publisher = Publisher::new(PublisherConfig::new(
+        kafka.clone(),
+        &common.registry_url,
+        "http-ingest",
+    ))
+    .context("creating the Kafka producer")?;
+    let readiness = Arc::new(ReadyFlag::not_ready("broker not checked yet"));
+    spawn_broker_check(kafka, Arc::clone(&readiness), shutdown.clone());
+    serve(
+        addr,
+        ingest::router(publisher.clone(), IngestConfig::default(), readiness),
+        shutdown,
+        tasks,
+        "ingest",
+    )
+    .await?;
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        token.cancelled().await;
+        publisher.flush(Duration::from_secs(10)).await;
+        Ok(())
+    });
+    Ok(())
+}
+
+fn spawn_broker_check(kafka: KafkaConfig, flag: Arc<ReadyFlag>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            let result = topics::existing_topics(&kafka)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("broker at {} unreachable: {e}", kafka.bootstrap_servers));
+            flag.set(result);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    });
+}
+
+fn start_processor(
+    common: &Common,
+    name: &str,
+    store: Arc<dyn Store>,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<Result<()>>,
+) -> Result<()> {
+    let Some(handler) = fleuve_processors::handlers::by_name(name, store) else {
+        bail!(
+            "unknown processor `{name}`; known processors: {}",
+            fleuve_processors::handlers::NAMES.join(", ")
+        );
+    };
+    let config = ProcessorConfig::new(
+        common.kafka(&format!("fleuve-{name}")),
+        &common.registry_url,
+    );
+    let processor = Processor::new(config, handler)?;
+    let token = shutdown.clone();
+    tasks.spawn(async move { processor.run(token).await.map_err(anyhow::Error::from) });
+    Ok(())
+}
+
+async fn start_query(
+    store: Arc<dyn Store>,
+    addr: SocketAddr,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<Result<()>>,
+) -> Result<()> {
+    serve(
+        addr,
+        fleuve_query_api::router(store, QueryConfig::default()),
+        shutdown,
+        tasks,
+        "query",
+    )
+    .await
+}
+
+fn ops_only(readiness: Arc<dyn Readiness>) -> axum::Router {
+    fleuve_service::ops_routes(readiness)
+}
+
+async fn serve(
+    addr: SocketAddr,
+    router: axum::Router,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<Result<()>>,
+    service: &'static str,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("{service}: cannot listen on {addr} (is another instance running?)")
+    })?;
+    tracing::info!(service, %addr, "listening");
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
+            .with_context(|| format!("{service} server on {addr}"))
+    });
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn print_welcome(listen: &Listen, common: &Common) {
+    println!(
+        r#"
+Fleuve is running.
+  query API        http://{query}
+  schema registry  http://{registry}
+  ingest           http://{ingest}
+  broker           {brokers}
+  store            {store}
+
+Publish a playback progress:
+  curl -sS -X POST http://{ingest}/v1/events/PlaybackProgressed \
+    -H 'Content-Type: application/json' \
+    -d '{{"user_id":"u-1","content_id":"c-1","position_ms":60000,"duration_ms":1800000,"device":"web"}}'
+
+Read it back:
+  curl -sS http://{query}/v1/users/u-1/progress/c-1
+
+Ctrl-C stops everything.
+"#,
+        query = listen.query_addr,
+        registry = listen.registry_addr,
+        ingest = listen.ingest_addr,
+        brokers = common.brokers,
+        store = common.store,
+    );
+}

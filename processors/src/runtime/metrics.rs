@@ -1,0 +1,109 @@
+//! Processor metrics (namespace `fleuve_processor`, label `processor` from the fixed set
+//! of processor names).
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use apache_avro::types::Value;
+use prometheus::{register_histogram_vec, register_int_counter_vec, HistogramVec, IntCounterVec};
+
+use super::{DeadLetterReason, Incoming};
+
+#[allow(clippy::expect_used)] // registering a well-formed metric once cannot fail
+mod defs {
+    use super::*;
+
+    pub static CONSUMED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        register_int_counter_vec!(
+            "fleuve_processor_events_consumed_total",
+            "Records read from Kafka.",
+            &["processor"]
+        )
+        .expect("metric registers")
+    });
+    pub static APPLIED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        register_int_counter_vec!(
+            "fleuve_processor_events_applied_total",
+            "Events applied to the projection.",
+            &["processor"]
+        )
+        .expect("metric registers")
+    });
+    pub static DEAD_LETTERED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        register_int_counter_vec!(
+            "fleuve_processor_events_dead_lettered_total",
+            "Records sent to the dead-letter topic, by reason.",
+            &["processor", "reason"]
+        )
+        .expect("metric registers")
+    });
+    pub static RETRIES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        register_int_counter_vec!(
+            "fleuve_processor_retries_total",
+            "Transient failures retried, by operation.",
+            &["processor", "operation"]
+        )
+        .expect("metric registers")
+    });
+    pub static BATCH_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+        register_histogram_vec!(
+            "fleuve_processor_batch_duration_seconds",
+            "Time to decode, apply and checkpoint one batch.",
+            &["processor"],
+            vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]
+        )
+        .expect("metric registers")
+    });
+    pub static FRESHNESS_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+        register_histogram_vec!(
+            "fleuve_processor_freshness_seconds",
+            "Time from an event's occurred_at to its projection write.",
+            &["processor"],
+            vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 300.0]
+        )
+        .expect("metric registers")
+    });
+}
+
+use defs::*;
+
+pub(super) fn consumed(processor: &str, n: usize) {
+    CONSUMED.with_label_values(&[processor]).inc_by(n as u64);
+}
+
+pub(super) fn dead_lettered(processor: &str, reason: DeadLetterReason) {
+    DEAD_LETTERED
+        .with_label_values(&[processor, reason.as_str()])
+        .inc();
+}
+
+pub(super) fn retried(processor: &str, operation: &str) {
+    RETRIES.with_label_values(&[processor, operation]).inc();
+}
+
+pub(super) fn applied(processor: &str, n: usize, took: Duration, events: &[Incoming]) {
+    APPLIED.with_label_values(&[processor]).inc_by(n as u64);
+    BATCH_SECONDS
+        .with_label_values(&[processor])
+        .observe(took.as_secs_f64());
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let freshness = FRESHNESS_SECONDS.with_label_values(&[processor]);
+    for e in events {
+        if let Some(at) = occurred_at(&e.value) {
+            #[allow(clippy::cast_precision_loss)]
+            freshness.observe((now_ms - at).max(0) as f64 / 1000.0);
+        }
+    }
+}
+
+fn occurred_at(value: &Value) -> Option<i64> {
+    let Value::Record(fields) = value else {
+        return None;
+    };
+    fields.iter().find_map(|(name, v)| match v {
+        Value::TimestampMillis(ms) | Value::Long(ms) if name == "occurred_at" => Some(*ms),
+        _ => None,
+    })
+}

@@ -1,0 +1,537 @@
+//! The consumer runtime shared by every processor.
+//!
+//! One [`Processor`] runs one [`Handler`] in its own consumer group (`fleuve-<name>`):
+//!
+//! 1. poll a batch: up to [`ProcessorConfig::batch_max_events`] records, or what arrived
+//!    within [`ProcessorConfig::batch_max_wait`] of the first one;
+//! 2. per partition, compare each record with the handler's checkpoint (the next offset it
+//!    has to apply, read from the store): records below it were applied already and are
+//!    skipped; a record above it means Kafka's committed offset is ahead of the store, so the
+//!    consumer seeks back to the checkpoint;
+//! 3. decode each record through the schema registry and let the handler check it; the ones
+//!    that cannot be decoded or are rejected are written to `dlq.<name>` (and acknowledged)
+//!    before anything else happens;
+//! 4. the handler applies the accepted events and the new checkpoints in one atomic store
+//!    write, retried with backoff while the store reports a transient error;
+//! 5. only then are the Kafka offsets stored (committed by the next auto-commit).
+//!
+//! A crash anywhere replays at most the last batch, which the checkpoints turn into no-ops.
+
+mod dlq;
+mod metrics;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apache_avro::types::Value;
+use async_trait::async_trait;
+use fleuve_kafka::{KafkaConfig, KafkaError as FleuveKafkaError};
+use fleuve_projections::{Checkpoint, StoreError};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{ClientContext, Offset};
+use schema_registry_converter::async_impl::avro::AvroDecoder;
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use tokio_util::sync::CancellationToken;
+
+pub use dlq::DeadLetterReason;
+
+/// A decoded event handed to a [`Handler`].
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// Event type name from the catalogue (`PlaybackProgressed`).
+    pub event_type: &'static str,
+    /// The record, in its writer schema's shape.
+    pub value: Value,
+}
+
+/// What a processor does with events. Implementations live in `handlers/<name>/`.
+#[async_trait]
+pub trait Handler: Send + Sync + std::fmt::Debug + 'static {
+    /// Processor name: consumer group `fleuve-<name>`, dead letters in `dlq.<name>`, and the
+    /// projection name of its checkpoints.
+    fn name(&self) -> &'static str;
+
+    /// Topics it consumes.
+    fn topics(&self) -> &'static [&'static str];
+
+    /// Whether it is interested in this event type (others are skipped, not dead-lettered).
+    fn wants(&self, event_type: &str) -> bool;
+
+    /// Checks one event before it is applied; `Err` sends it to the dead-letter topic with
+    /// the reason.
+    fn check(&self, event: &Incoming) -> Result<(), String>;
+
+    /// Applies accepted events (in log order per partition) and the checkpoints in one atomic
+    /// write. Must be idempotent.
+    async fn apply(
+        &self,
+        events: &[Incoming],
+        checkpoints: &[Checkpoint],
+    ) -> Result<(), StoreError>;
+
+    /// The next offset to apply in a partition, from the store.
+    async fn checkpoint(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError>;
+}
+
+/// Settings of a processor.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    pub kafka: KafkaConfig,
+    /// Base URL of the schema registry.
+    pub registry_url: String,
+    /// Most records in one batch.
+    pub batch_max_events: usize,
+    /// Longest wait for a batch to fill once its first record has arrived.
+    pub batch_max_wait: Duration,
+    /// Longest pause between two retries of a transient failure.
+    pub max_backoff: Duration,
+}
+
+impl ProcessorConfig {
+    pub fn new(kafka: KafkaConfig, registry_url: impl Into<String>) -> Self {
+        Self {
+            kafka,
+            registry_url: registry_url.into(),
+            batch_max_events: 1000,
+            batch_max_wait: Duration::from_millis(20),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a processor stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    #[error("processor `{processor}`: {source}")]
+    Kafka {
+        processor: &'static str,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("processor `{processor}`: {source}")]
+    Setup {
+        processor: &'static str,
+        #[source]
+        source: FleuveKafkaError,
+    },
+    #[error("processor `{processor}`: schema registry: {reason}")]
+    Registry {
+        processor: &'static str,
+        reason: String,
+    },
+    /// Shutdown was asked while a batch was waiting on a transient failure; nothing of that
+    /// batch was stored.
+    #[error("processor `{processor}` interrupted by shutdown")]
+    Interrupted { processor: &'static str },
+    /// The store failed in a way retrying cannot fix: the processor stops without storing
+    /// offsets past the failed batch.
+    #[error("processor `{processor}` stopped on a store error: {source}")]
+    Store {
+        processor: &'static str,
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// Counts rebalances so the batch loop can tell that its partitions may have changed.
+#[derive(Debug, Default)]
+struct RebalanceContext {
+    generation: AtomicU64,
+    name: &'static str,
+}
+
+impl ClientContext for RebalanceContext {}
+
+impl ConsumerContext for RebalanceContext {
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(
+                    processor = self.name,
+                    partitions = tpl.count(),
+                    "partitions assigned"
+                );
+            }
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(
+                    processor = self.name,
+                    partitions = tpl.count(),
+                    "partitions revoked"
+                );
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(processor = self.name, error = %e, "rebalance error")
+            }
+        }
+    }
+}
+
+/// Where a partition stands in this consumer.
+#[derive(Debug, Clone, Copy)]
+enum Cursor {
+    /// Next offset to apply; records must arrive exactly there.
+    At(i64),
+    /// After a seek to this offset: the first record at or after it is the next to apply
+    /// (compaction or transaction markers may leave holes).
+    Seeking(i64),
+}
+
+/// A processor: one handler driven by one consumer.
+pub struct Processor {
+    handler: Arc<dyn Handler>,
+    config: ProcessorConfig,
+    consumer: StreamConsumer<RebalanceContext>,
+    decoder: AvroDecoder,
+    dlq: dlq::DeadLetters,
+}
+
+impl std::fmt::Debug for Processor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Processor")
+            .field("handler", &self.handler.name())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Processor {
+    /// Creates the consumer and subscribes; nothing is consumed before [`Processor::run`].
+    pub fn new(config: ProcessorConfig, handler: Arc<dyn Handler>) -> Result<Self, ProcessorError> {
+        let name = handler.name();
+        let kafka_err = |source| ProcessorError::Kafka {
+            processor: name,
+            source,
+        };
+        let context = RebalanceContext {
+            generation: AtomicU64::new(0),
+            name,
+        };
+        let consumer: StreamConsumer<RebalanceContext> = config
+            .kafka
+            .consumer_config(&format!("fleuve-{name}"))
+            .create_with_context(context)
+            .map_err(kafka_err)?;
+        consumer.subscribe(handler.topics()).map_err(kafka_err)?;
+        let settings = SrSettings::new_builder(config.registry_url.clone())
+            .set_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ProcessorError::Registry {
+                processor: name,
+                reason: e.to_string(),
+            })?;
+        let dlq = dlq::DeadLetters::new(&config.kafka, name).map_err(kafka_err)?;
+        Ok(Self {
+            handler,
+            decoder: AvroDecoder::new(settings),
+            dlq,
+            consumer,
+            config,
+        })
+    }
+
+    /// The dead-letter topic of this processor.
+    pub fn dead_letter_topic(&self) -> &str {
+        self.dlq.topic()
+    }
+
+    /// Runs until `shutdown` is cancelled (then finishes the batch at hand, commits and
+    /// returns) or a permanent error stops it.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ProcessorError> {
+        let name = self.handler.name();
+        fleuve_kafka::topics::ensure_topics(
+            &self.config.kafka,
+            &[fleuve_kafka::topics::TopicSpec::new(self.dlq.topic(), 1)],
+        )
+        .await
+        .map_err(|source| ProcessorError::Setup {
+            processor: name,
+            source,
+        })?;
+        tracing::info!(processor = name, topics = ?self.handler.topics(), "processor started");
+        let mut cursors: HashMap<(String, i32), Cursor> = HashMap::new();
+        let mut seen_generation = u64::MAX;
+        loop {
+            let Some(batch) = self.poll_batch(&shutdown).await? else {
+                break;
+            };
+            let generation = self.consumer.context().generation.load(Ordering::SeqCst);
+            if generation != seen_generation {
+                // Partitions may have moved: forget what we knew and re-read checkpoints.
+                cursors.clear();
+                seen_generation = generation;
+            }
+            match self.process(batch, &mut cursors, &shutdown).await {
+                Ok(()) => {}
+                Err(ProcessorError::Interrupted { .. }) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        match self.consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(())
+            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                tracing::warn!(processor = name, error = %e, "final offset commit failed; the next start resumes from the store checkpoints")
+            }
+        }
+        tracing::info!(processor = name, "processor stopped");
+        Ok(())
+    }
+
+    async fn poll_batch(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Vec<OwnedMessage>>, ProcessorError> {
+        let name = self.handler.name();
+        let first = tokio::select! {
+            () = shutdown.cancelled() => return Ok(None),
+            m = self.consumer.recv() => m,
+        };
+        let mut batch = Vec::with_capacity(self.config.batch_max_events);
+        match first {
+            Ok(m) => batch.push(m.detach()),
+            Err(e) => {
+                tracing::warn!(processor = name, error = %e, "consumer error");
+                return Ok(Some(batch));
+            }
+        }
+        let deadline = tokio::time::Instant::now() + self.config.batch_max_wait;
+        while batch.len() < self.config.batch_max_events {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(m.detach()),
+                Ok(Err(e)) => {
+                    tracing::warn!(processor = name, error = %e, "consumer error");
+                    break;
+                }
+                Err(_elapsed) => break,
+            }
+        }
+        Ok(Some(batch))
+    }
+
+    async fn process(
+        &self,
+        batch: Vec<OwnedMessage>,
+        cursors: &mut HashMap<(String, i32), Cursor>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ProcessorError> {
+        let name = self.handler.name();
+        let started = Instant::now();
+        metrics::consumed(name, batch.len());
+        let mut accepted = Vec::with_capacity(batch.len());
+        let mut dead = Vec::new();
+        let mut checkpoints: HashMap<(String, i32), i64> = HashMap::new();
+        let mut rewound: Vec<(String, i32)> = Vec::new();
+        for msg in batch {
+            let key = (msg.topic().to_owned(), msg.partition());
+            if rewound.contains(&key) {
+                continue;
+            }
+            let cursor = match cursors.get(&key) {
+                Some(c) => *c,
+                None => {
+                    let next = self
+                        .retry(shutdown, "read checkpoint", || {
+                            self.handler.checkpoint(&key.0, key.1)
+                        })
+                        .await?;
+                    match next {
+                        Some(n) => Cursor::At(n),
+                        None => Cursor::Seeking(0),
+                    }
+                }
+            };
+            let offset = msg.offset();
+            let next = match cursor {
+                Cursor::At(n) | Cursor::Seeking(n) if offset < n => {
+                    // Applied before (redelivery after a crash or rebalance).
+                    cursors.insert(key, cursor);
+                    continue;
+                }
+                Cursor::At(n) if offset > n => {
+                    tracing::info!(processor = name, topic = %key.0, partition = key.1, offset, checkpoint = n, "Kafka is ahead of the store checkpoint; seeking back");
+                    self.seek(&key.0, key.1, n);
+                    cursors.insert(key.clone(), Cursor::Seeking(n));
+                    rewound.push(key);
+                    continue;
+                }
+                _ => offset + 1,
+            };
+            cursors.insert(key.clone(), Cursor::At(next));
+            checkpoints.insert(key, next);
+            match self.retry(shutdown, "decode", || self.decode(&msg)).await? {
+                Decoded::Event(event) => match self.handler.check(&event) {
+                    Ok(()) => accepted.push(event),
+                    Err(reason) => dead.push((msg, DeadLetterReason::Rejected, reason)),
+                },
+                Decoded::Skip => {}
+                Decoded::Poison(kind, reason) => dead.push((msg, kind, reason)),
+            }
+        }
+        for (msg, kind, reason) in &dead {
+            self.retry(shutdown, "write dead letter", || {
+                self.dlq.send(msg, *kind, reason)
+            })
+            .await?;
+            metrics::dead_lettered(name, *kind);
+        }
+        let checkpoints: Vec<Checkpoint> = checkpoints
+            .into_iter()
+            .map(|((topic, partition), next_offset)| Checkpoint {
+                topic,
+                partition,
+                next_offset,
+            })
+            .collect();
+        if checkpoints.is_empty() {
+            return Ok(());
+        }
+        self.retry(shutdown, "apply batch", || {
+            self.handler.apply(&accepted, &checkpoints)
+        })
+        .await?;
+        for cp in &checkpoints {
+            if let Err(e) = self
+                .consumer
+                .store_offset(&cp.topic, cp.partition, cp.next_offset - 1)
+            {
+                // Lost on a rebalance: harmless, the store checkpoint is the truth.
+                tracing::debug!(processor = name, topic = %cp.topic, partition = cp.partition, error = %e, "could not store offset");
+            }
+        }
+        metrics::applied(name, accepted.len(), started.elapsed(), &accepted);
+        Ok(())
+    }
+
+    fn seek(&self, topic: &str, partition: i32, offset: i64) {
+        if let Err(e) = self.consumer.seek(
+            topic,
+            partition,
+            Offset::Offset(offset),
+            Duration::from_secs(5),
+        ) {
+            tracing::warn!(processor = self.handler.name(), topic, partition, offset, error = %e, "seek failed");
+        }
+    }
+
+    /// Decodes a record; `Err` only for a transient registry failure.
+    async fn decode(&self, msg: &OwnedMessage) -> Result<Decoded, Failure> {
+        let Some(payload) = msg.payload() else {
+            return Ok(Decoded::Poison(
+                DeadLetterReason::Undecodable,
+                "record has no value".into(),
+            ));
+        };
+        if payload.len() < 5 || payload[0] != 0 {
+            return Ok(Decoded::Poison(
+                DeadLetterReason::Undecodable,
+                "value is not in the Confluent wire format (magic byte 0 + 4-byte schema id)"
+                    .into(),
+            ));
+        }
+        let decoded = match self.decoder.decode(Some(payload)).await {
+            Ok(d) => d,
+            Err(e) => {
+                // The decoder caches failures; a registry that was down must be asked again.
+                self.decoder.remove_errors_from_cache();
+                let reason = e.to_string();
+                return if e.error.contains("Could not transform bytes") {
+                    Ok(Decoded::Poison(DeadLetterReason::Undecodable, reason))
+                } else if e.retriable {
+                    Err(Failure::Registry(reason))
+                } else {
+                    Ok(Decoded::Poison(DeadLetterReason::UnknownSchema, reason))
+                };
+            }
+        };
+        let full_name = decoded.name.map(|n| n.fullname(None)).unwrap_or_default();
+        let Some(spec) = fleuve_schemas::find_by_full_name(&full_name) else {
+            return Ok(Decoded::Poison(
+                DeadLetterReason::UnknownEventType,
+                format!("record type `{full_name}` is not an event type of this platform"),
+            ));
+        };
+        if !self.handler.wants(spec.name) {
+            return Ok(Decoded::Skip);
+        }
+        Ok(Decoded::Event(Incoming {
+            topic: msg.topic().to_owned(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            event_type: spec.name,
+            value: decoded.value,
+        }))
+    }
+
+    /// Retries a transient failure with exponential backoff until it succeeds, a permanent
+    /// error occurs, or shutdown is asked (then the batch is abandoned, nothing stored).
+    async fn retry<T, E, F, Fut>(
+        &self,
+        shutdown: &CancellationToken,
+        what: &'static str,
+        mut op: F,
+    ) -> Result<T, ProcessorError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+        E: Into<Failure>,
+    {
+        let name = self.handler.name();
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match op().await.map_err(Into::into) {
+                Ok(v) => return Ok(v),
+                Err(Failure::Store(e)) if !e.is_transient() => {
+                    return Err(ProcessorError::Store {
+                        processor: name,
+                        source: e,
+                    })
+                }
+                Err(Failure::Kafka(e)) if !fleuve_kafka::is_retriable(&e) => {
+                    return Err(ProcessorError::Kafka {
+                        processor: name,
+                        source: e,
+                    })
+                }
+                Err(failure) => {
+                    metrics::retried(name, what);
+                    tracing::warn!(processor = name, operation = what, error = %failure, backoff_ms = backoff.as_millis() as u64, "transient failure; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Err(ProcessorError::Interrupted { processor: name }),
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+            }
+        }
+    }
+}
+
+enum Decoded {
+    Event(Incoming),
+    /// An event type this handler does not consume.
+    Skip,
+    Poison(DeadLetterReason, String),
+}
+
+/// A failure inside a batch, before it is classified as transient or permanent.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error("schema registry unavailable: {0}")]
+    Registry(String),
+}

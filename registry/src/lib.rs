@@ -1,0 +1,436 @@
+//! Fleuve's Confluent-compatible schema registry, whose whole state lives in Kafka.
+//!
+//! Producers and consumers of Fleuve's topics (and any Confluent client, such as
+//! `schema_registry_converter` or Python's `confluent-kafka`) register and fetch Avro schemas
+//! here. The registry keeps nothing on disk: its state is the fold of a compacted,
+//! single-partition topic (`_schemas` by default). Every replica reads that topic from the
+//! beginning and folds the same records in the same order, so replicas are stateless, answer
+//! identically, and a restart reloads everything from the topic.
+//!
+//! # Running it
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use fleuve_registry::{Registry, RegistryConfig};
+//! let kafka = fleuve_kafka::KafkaConfig::new("127.0.0.1:9092").with_client_id("fleuve-registry");
+//! let registry = Registry::start(RegistryConfig::new(kafka)).await?; // caught up with the log
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8081").await?;
+//! axum::serve(listener, registry.router()).await?;
+//! registry.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! [`Registry::start`] creates the topic if it is missing (one partition, compacted; an
+//! existing topic with several partitions is refused), starts the background reader and
+//! returns once the state has caught up with the end of the log. The reader is a consumer
+//! manually assigned to partition 0 from the beginning: it never joins a consumer group and
+//! never commits (librdkafka still wants a `group.id`, `fleuve-registry-reader`, to accept
+//! the assignment). `/readyz` answers 200 while the reader is alive and caught up;
+//! `/metrics` exposes `fleuve_registry_requests_total{route,status}` (route templates such
+//! as `/subjects/{subject}/versions`, never raw paths) and `fleuve_registry_schemas`
+//! (distinct ids; process-wide, so with several replicas in one process it shows the last
+//! one to fold).
+//!
+//! In tests, librdkafka's mock cluster does not answer CreateTopics: create the topic on the
+//! mock first (`cluster.create_topic("_schemas", 1, 1)`), then start the registry.
+//!
+//! # REST routes (Confluent semantics and bodies)
+//!
+//! Responses are `application/vnd.schemaregistry.v1+json`; request bodies may be sent as
+//! `application/vnd.schemaregistry.v1+json`, `application/vnd.schemaregistry+json`,
+//! `application/json`, `application/octet-stream` or without a content type. Subjects in
+//! URLs are percent-decoded (`a%2Fb` is subject `a/b`).
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `GET /` | `{}` |
+//! | `GET /subjects` | sorted subject names |
+//! | `POST /subjects/{subject}/versions` | register `{"schema","schemaType"?,"references"?}` → `{"id"}` |
+//! | `GET /subjects/{subject}/versions` | `[1,2,…]` |
+//! | `GET /subjects/{subject}/versions/{version\|latest\|-1}` | `{"subject","version","id","schema"}` |
+//! | `GET /subjects/{subject}/versions/{version}/schema` | the schema JSON itself |
+//! | `POST /subjects/{subject}` | is this schema registered under the subject? → as above |
+//! | `GET /schemas/ids/{id}` | `{"schema"}` (`?deleted=`, `?subject=` are accepted, ignored) |
+//! | `GET /schemas/ids/{id}/versions` | `[{"subject","version"}]` |
+//! | `GET /schemas/types` | `["AVRO"]` |
+//!
+//! Only Avro is supported (another `schemaType` is refused with 42201), and schema
+//! references are refused (42201). Errors are Confluent's `{"error_code","message"}`:
+//! 40401 subject not found, 40402 version not found, 40403 schema not found, 42201 invalid
+//! schema (with the Avro parser's reason), 42202 invalid version, 422 malformed body, 415
+//! unsupported content type, 50001 Kafka/store error, 50002 timeout. Not implemented yet:
+//! deletes, `/config` and `/compatibility` (no compatibility is enforced), `/mode`,
+//! contexts, references.
+//!
+//! # Log format
+//!
+//! Each record has a JSON key and a JSON value. Today there is one kind:
+//!
+//! ```text
+//! key:   {"keytype":"SCHEMA","subject":"orders-fleuve.OrderPlaced","magic":1,"write_id":"<uuid v4>"}
+//! value: {"subject":"orders-fleuve.OrderPlaced","schema":"<schema text as sent>","schemaType":"AVRO"}
+//! ```
+//!
+//! `keytype` selects the record kind; deletes and compatibility config are meant to be new
+//! kinds (`DELETE_SUBJECT`, `CONFIG`, …) of the internal record enum. A record that cannot be
+//! read (bad JSON, unknown kind, invalid schema, a tombstone) is logged with its
+//! topic/partition/offset and skipped; it never stops the registry.
+//!
+//! # The fold and the id rule
+//!
+//! Schemas are kept as the client first sent them (an id always answers the text of the
+//! record that introduced it) and compared by a canonical form computed once per record: the JSON that
+//! `apache_avro` writes back for the parsed schema, which ignores whitespace, key order and
+//! type-name shorthand but keeps `doc`, `default`, aliases, logical types and custom
+//! properties (Avro's Parsing Canonical Form drops those, so a new default would be taken for
+//! the old schema). Folding a registration of schema `S` under subject `X` at offset `o`:
+//!
+//! * if `X` already has a schema with the canonical form of `S`, nothing happens;
+//! * otherwise `X` gets version `last version of X + 1`, with id = the id of the first record
+//!   anywhere in the log whose schema is equal to `S` (one schema under two subjects shares an
+//!   id, like Confluent), else `o + 1` (ids start at 1, like Confluent's).
+//!
+//! A registration request answers at once when the subject already has the schema; otherwise
+//! it produces the record (idempotent producer), waits (at most 10 s, else 50002) until the
+//! local reader has folded the record's offset, and answers from the state. Two replicas
+//! racing on the same registration both write; the second record is a no-op in the fold, so
+//! both answer the same id.
+//!
+//! # Compaction caveat
+//!
+//! Ids and versions come from the position of the *first* record that introduced a schema.
+//! Compaction keeps only the last record of each key, so if two registrations shared a key,
+//! compaction could remove the first one and a replica rebuilding from the compacted log
+//! would derive a different id (the surviving duplicate's offset + 1) and possibly a different
+//! version order: clients holding bytes framed with the old id would then fail to decode.
+//! Duplicates do happen (two replicas racing, a client retrying after a 50002). This design
+//! therefore gives every registration record a unique key (`write_id`), so compaction never
+//! removes one; duplicates stay in the log as harmless no-ops, and the handler never writes
+//! when the schema is already registered, so they only come from races. The price is that
+//! compaction does not shrink registrations (there are few). Future record kinds must keep
+//! this in mind: a permanent delete (tombstone) of a registration record must not remove the
+//! record that defines an id still used by another subject, and kinds where the last value
+//! wins (config, soft delete of a subject) should use stable keys so compaction keeps them
+//! small.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use fleuve_kafka::topics::{ensure_topics, schemas_topic, SCHEMAS};
+use fleuve_kafka::KafkaConfig;
+use fleuve_service::{ops_routes, Readiness};
+use rdkafka::consumer::Consumer;
+use rdkafka::producer::FutureProducer;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+mod http;
+mod metrics;
+mod reader;
+mod record;
+mod state;
+
+/// How long a registration waits for the reader to fold its own record (then 50002).
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`Registry::start`] waits for the topic's metadata and for the state to catch up.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where the registry keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryConfig {
+    pub kafka: KafkaConfig,
+    /// The single-partition, compacted topic holding the registry's log (default `_schemas`).
+    pub topic: String,
+}
+
+impl RegistryConfig {
+    /// The registry on these brokers, with its log in `_schemas`.
+    pub fn new(kafka: KafkaConfig) -> Self {
+        Self {
+            kafka,
+            topic: SCHEMAS.to_owned(),
+        }
+    }
+}
+
+/// Why the registry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The topic could not be created or checked.
+    #[error("could not create the schema registry's topic `{topic}`: {source}; check that the brokers are reachable and that this client may create topics")]
+    Topic {
+        topic: String,
+        #[source]
+        source: fleuve_kafka::KafkaError,
+    },
+    /// A Kafka client could not be created from the configuration.
+    #[error(
+        "could not create the schema registry's Kafka {client}: {source}; check the Kafka settings"
+    )]
+    Client {
+        client: &'static str,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// The topic's metadata or end offset could not be read.
+    #[error("could not read the end of topic `{topic}` within {}s: {reason}; check that the brokers are reachable", STARTUP_TIMEOUT.as_secs())]
+    Unreachable { topic: String, reason: String },
+    /// The topic exists with more than one partition: offsets would not order the log.
+    #[error("topic `{topic}` has {partitions} partitions; the schema registry needs a topic with exactly one (recreate it, or point the registry at another topic)")]
+    NotSinglePartition { topic: String, partitions: usize },
+    /// The state did not catch up with the log in time.
+    #[error("the schema registry did not catch up with topic `{topic}` within {}s (read up to offset {folded}, end was {end}); check the brokers and retry", STARTUP_TIMEOUT.as_secs())]
+    CatchUpTimeout {
+        topic: String,
+        folded: i64,
+        end: i64,
+    },
+    /// The reader stopped before catching up.
+    #[error("the reader of topic `{topic}` stopped before catching up; see the logs")]
+    ReaderStopped { topic: String },
+}
+
+/// State shared by the HTTP handlers.
+pub(crate) struct Inner {
+    pub(crate) topic: String,
+    pub(crate) producer: FutureProducer,
+    pub(crate) delivery_timeout: Duration,
+    /// How long a registration waits for the reader to fold its own record.
+    pub(crate) register_timeout: Duration,
+    pub(crate) state: Arc<RwLock<state::State>>,
+    /// Offset of the last record folded by the reader.
+    pub(crate) folded: watch::Receiver<i64>,
+    pub(crate) caught_up: watch::Receiver<bool>,
+    pub(crate) alive: Arc<AtomicBool>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) reader: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inner")
+            .field("topic", &self.topic)
+            .field("folded", &*self.folded.borrow())
+            .field("caught_up", &*self.caught_up.borrow())
+            .field("alive", &self.alive.load(Ordering::SeqCst))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running registry replica: its background reader and the state it folds.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+/// Ready = the reader is alive and has caught up with the log.
+#[derive(Debug)]
+struct ReaderReadiness(Arc<Inner>);
+
+impl Readiness for ReaderReadiness {
+    fn ready(&self) -> Result<(), String> {
+        let inner = &self.0;
+        if !inner.alive.load(Ordering::SeqCst) {
+            return Err(format!("the reader of topic `{}` has stopped", inner.topic));
+        }
+        if !*inner.caught_up.borrow() {
+            return Err(format!("catching up with topic `{}`", inner.topic));
+        }
+        Ok(())
+    }
+}
+
+impl Registry {
+    /// Ensures the topic exists, starts the background log reader, and returns once the local
+    /// state has caught up with the end of the log.
+    pub async fn start(config: RegistryConfig) -> Result<Registry, RegistryError> {
+        let topic = config.topic.clone();
+        let mut spec = schemas_topic();
+        spec.name.clone_from(&topic);
+        ensure_topics(&config.kafka, &[spec])
+            .await
+            .map_err(|source| RegistryError::Topic {
+                topic: topic.clone(),
+                source,
+            })?;
+
+        let producer: FutureProducer =
+            config
+                .kafka
+                .producer_config()
+                .create()
+                .map_err(|source| RegistryError::Client {
+                    client: "producer",
+                    source,
+                })?;
+        let consumer: reader::ReaderConsumer = reader_config(&config.kafka)
+            .create_with_context(reader::ReaderContext)
+            .map_err(|source| RegistryError::Client {
+                client: "consumer",
+                source,
+            })?;
+
+        let (consumer, bounds) = tokio::task::spawn_blocking({
+            let topic = topic.clone();
+            move || {
+                let bounds = log_bounds(&consumer, &topic);
+                (consumer, bounds)
+            }
+        })
+        .await
+        .map_err(|e| RegistryError::Unreachable {
+            topic: topic.clone(),
+            reason: e.to_string(),
+        })?;
+        let (low, high) = bounds?;
+
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&topic, 0, Offset::Beginning)
+            .and_then(|()| consumer.assign(&assignment))
+            .map_err(|source| RegistryError::Client {
+                client: "consumer assignment",
+                source,
+            })?;
+
+        let state = Arc::new(RwLock::new(state::State::default()));
+        let (folded_tx, folded) = watch::channel(reader::NOTHING_FOLDED);
+        let (caught_up_tx, caught_up) = watch::channel(false);
+        let alive = Arc::new(AtomicBool::new(true));
+        let cancel = CancellationToken::new();
+        let end_at_start = (high > low).then_some(high);
+        tracing::info!(topic = %topic, low, high, "schema registry reading its log");
+        let handle = tokio::spawn(
+            reader::Reader {
+                consumer,
+                topic: topic.clone(),
+                state: state.clone(),
+                folded: folded_tx,
+                caught_up: caught_up_tx,
+                alive: alive.clone(),
+                end_at_start,
+                cancel: cancel.clone(),
+            }
+            .run(),
+        );
+        let registry = Registry {
+            inner: Arc::new(Inner {
+                topic: topic.clone(),
+                producer,
+                delivery_timeout: config.kafka.delivery_timeout,
+                register_timeout: REGISTER_TIMEOUT,
+                state,
+                folded,
+                caught_up,
+                alive,
+                cancel,
+                reader: tokio::sync::Mutex::new(Some(handle)),
+            }),
+        };
+
+        let mut caught_up = registry.inner.caught_up.clone();
+        let outcome = tokio::time::timeout(STARTUP_TIMEOUT, caught_up.wait_for(|c| *c)).await;
+        let error = match outcome {
+            Ok(Ok(_)) => return Ok(registry),
+            Ok(Err(_)) => RegistryError::ReaderStopped { topic },
+            Err(_) => RegistryError::CatchUpTimeout {
+                topic,
+                folded: *registry.inner.folded.borrow(),
+                end: high,
+            },
+        };
+        registry.shutdown().await;
+        Err(error)
+    }
+
+    /// The Confluent REST API plus `/metrics`, `/healthz` and `/readyz`.
+    pub fn router(&self) -> axum::Router {
+        http::routes(self.inner.clone())
+            .merge(ops_routes(Arc::new(ReaderReadiness(self.inner.clone()))))
+    }
+
+    /// Stops the background reader (the HTTP API then answers from the last state, and
+    /// `/readyz` reports not ready). Calling it again does nothing.
+    pub async fn shutdown(&self) {
+        self.inner.cancel.cancel();
+        let handle = self.inner.reader.lock().await.take();
+        if let Some(handle) = handle {
+            if let Err(e) = handle.await {
+                tracing::error!(topic = %self.inner.topic, error = %e, "schemas reader task failed");
+            }
+        }
+    }
+}
+
+/// A consumer assigned to partition 0 (it never joins a group nor commits: librdkafka only
+/// needs a `group.id` to accept a manual assignment), told when it reaches the end of the
+/// partition.
+fn reader_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut cfg = kafka.client_config();
+    cfg.set("group.id", "fleuve-registry-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest");
+    cfg
+}
+
+/// Checks that the topic has one partition and returns its `(low, high)` watermarks,
+/// retrying while the brokers settle (a just-created topic may have no leader yet).
+fn log_bounds(consumer: &reader::ReaderConsumer, topic: &str) -> Result<(i64, i64), RegistryError> {
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        match probe(consumer, topic) {
+            Ok(bounds) => return Ok(bounds),
+            Err(Probe::Fatal(error)) => return Err(error),
+            Err(Probe::Retry(reason)) if Instant::now() >= deadline => {
+                return Err(RegistryError::Unreachable {
+                    topic: topic.to_owned(),
+                    reason,
+                })
+            }
+            Err(Probe::Retry(reason)) => {
+                tracing::debug!(topic, %reason, "schemas topic not readable yet; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+enum Probe {
+    Retry(String),
+    Fatal(RegistryError),
+}
+
+fn probe(consumer: &reader::ReaderConsumer, topic: &str) -> Result<(i64, i64), Probe> {
+    let step = Duration::from_secs(5);
+    let metadata = consumer
+        .fetch_metadata(Some(topic), step)
+        .map_err(|e| Probe::Retry(e.to_string()))?;
+    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Err(Probe::Retry(
+            "the topic is not in the metadata yet".to_owned(),
+        ));
+    };
+    if let Some(error) = t.error() {
+        return Err(Probe::Retry(format!("metadata error {error:?}")));
+    }
+    match t.partitions().len() {
+        0 => return Err(Probe::Retry("the topic has no partition yet".to_owned())),
+        1 => {}
+        partitions => {
+            return Err(Probe::Fatal(RegistryError::NotSinglePartition {
+                topic: topic.to_owned(),
+                partitions,
+            }))
+        }
+    }
+    consumer
+        .fetch_watermarks(topic, 0, step)
+        .map_err(|e| Probe::Retry(e.to_string()))
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the registry against librdkafka's in-process mock cluster.
+
+mod client;
+mod common;
+mod http;
+mod replicas;

@@ -140,11 +140,14 @@ pub enum ProcessorError {
     },
 }
 
-/// Counts rebalances so the batch loop can tell that its partitions may have changed.
+/// Tells the batch loop about rebalances: a generation counter (its partitions may have
+/// changed) and the partitions newly assigned, which it positions at their checkpoints.
 #[derive(Debug, Default)]
 struct RebalanceContext {
     generation: AtomicU64,
     name: &'static str,
+    assigned: std::sync::Mutex<Vec<(String, i32)>>,
+    wake: tokio::sync::Notify,
 }
 
 impl ClientContext for RebalanceContext {}
@@ -158,6 +161,14 @@ impl ConsumerContext for RebalanceContext {
         self.generation.fetch_add(1, Ordering::SeqCst);
         match rebalance {
             Rebalance::Assign(tpl) => {
+                if let Ok(mut assigned) = self.assigned.lock() {
+                    assigned.extend(
+                        tpl.elements()
+                            .iter()
+                            .map(|e| (e.topic().to_owned(), e.partition())),
+                    );
+                }
+                self.wake.notify_one();
                 tracing::info!(
                     processor = self.name,
                     partitions = tpl.count(),
@@ -217,6 +228,8 @@ impl Processor {
         let context = RebalanceContext {
             generation: AtomicU64::new(0),
             name,
+            assigned: std::sync::Mutex::default(),
+            wake: tokio::sync::Notify::new(),
         };
         let consumer: StreamConsumer<RebalanceContext> = config
             .kafka
@@ -272,6 +285,11 @@ impl Processor {
                 cursors.clear();
                 seen_generation = generation;
             }
+            match self.position_assigned(&mut cursors, &shutdown).await {
+                Ok(()) => {}
+                Err(ProcessorError::Interrupted { .. }) => break,
+                Err(e) => return Err(e),
+            }
             match self.process(batch, &mut cursors, &shutdown).await {
                 Ok(()) => {}
                 Err(ProcessorError::Interrupted { .. }) => break,
@@ -296,6 +314,9 @@ impl Processor {
         let name = self.handler.name();
         let first = tokio::select! {
             () = shutdown.cancelled() => return Ok(None),
+            // New partitions: hand back an empty batch so they get positioned now, even if
+            // nothing arrives on them.
+            () = self.consumer.context().wake.notified() => return Ok(Some(Vec::new())),
             m = self.consumer.recv() => m,
         };
         let mut batch = Vec::with_capacity(self.config.batch_max_events);
@@ -411,6 +432,43 @@ impl Processor {
             }
         }
         metrics::applied(name, accepted.len(), started.elapsed(), &accepted);
+        Ok(())
+    }
+
+    /// Positions newly assigned partitions at their store checkpoints (the beginning when
+    /// there is none): Kafka's committed offset may be ahead of the store (a store restored
+    /// from an older copy, or rebuilt), and an idle partition would otherwise never notice.
+    async fn position_assigned(
+        &self,
+        cursors: &mut HashMap<(String, i32), Cursor>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ProcessorError> {
+        let assigned = match self.consumer.context().assigned.lock() {
+            Ok(mut assigned) => std::mem::take(&mut *assigned),
+            Err(_) => return Ok(()),
+        };
+        for (topic, partition) in assigned {
+            let next = self
+                .retry(shutdown, "read checkpoint", || {
+                    self.handler.checkpoint(&topic, partition)
+                })
+                .await?;
+            let offset = next.map_or(Offset::Beginning, Offset::Offset);
+            let mut attempts = 0;
+            // Right after an assignment the partition may not accept a seek yet.
+            while let Err(e) = self
+                .consumer
+                .seek(&topic, partition, offset, Duration::from_secs(5))
+            {
+                attempts += 1;
+                if attempts >= 50 || shutdown.is_cancelled() {
+                    tracing::warn!(processor = self.handler.name(), %topic, partition, error = %e, "could not seek to the checkpoint; relying on per-record checks");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            cursors.insert((topic, partition), Cursor::Seeking(next.unwrap_or(0)));
+        }
         Ok(())
     }
 

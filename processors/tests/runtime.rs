@@ -1,0 +1,217 @@
+//! The processor runtime on an in-process Kafka with our registry: poison records go to the
+//! dead-letter topic with their reason while the rest is applied; the store's checkpoint,
+//! not Kafka's committed offset, decides what is applied.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apache_avro::types::Value;
+use fleuve_processors::handlers::UserProgress;
+use fleuve_processors::runtime::{Processor, ProcessorConfig};
+use fleuve_producers::{Publisher, PublisherConfig};
+use fleuve_projections::{PageRequest, Store};
+use fleuve_schemas::{Event, PlaybackProgressed};
+use fleuve_testkit::Kafka;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use schema_registry_converter::async_impl::avro::AvroEncoder;
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::schema_registry_common::SubjectNameStrategy;
+use tokio_util::sync::CancellationToken;
+
+fn event(user: usize, content: usize, position_ms: i64, occurred_at: i64) -> PlaybackProgressed {
+    PlaybackProgressed {
+        event_id: uuid_like(user, content, position_ms),
+        occurred_at,
+        producer: "test".into(),
+        correlation_id: None,
+        user_id: format!("u-{user}"),
+        content_id: format!("c-{content}"),
+        position_ms,
+        duration_ms: 100_000,
+        device: "web".into(),
+    }
+}
+
+fn uuid_like(a: usize, b: usize, c: i64) -> String {
+    format!(
+        "00000000-0000-4000-8000-{:04x}{:04x}{:04x}",
+        a,
+        b,
+        c % 0xffff
+    )
+}
+
+async fn raw(kafka: &Kafka, key: &str, payload: &[u8]) {
+    let producer: FutureProducer = kafka.config().producer_config().create().unwrap();
+    producer
+        .send(
+            FutureRecord::to("user-activity").key(key).payload(payload),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+}
+
+/// Runs a processor on `store` until every expected row is there; returns its shutdown token
+/// and task.
+async fn run_until(
+    kafka: &Kafka,
+    store: Arc<dyn Store>,
+    expected: &BTreeMap<(String, String), i64>,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let kafka_config = kafka.config().set("session.timeout.ms", "6000");
+    let mut config = ProcessorConfig::new(kafka_config, &kafka.registry_url);
+    config.batch_max_wait = Duration::from_millis(10);
+    let processor =
+        Processor::new(config, Arc::new(UserProgress::new(Arc::clone(&store)))).unwrap();
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move { processor.run(token).await.unwrap() });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for ((user, content), position) in expected {
+        loop {
+            let row = store.get_progress(user, content).await.unwrap();
+            if row.as_ref().map(|r| r.position_ms) == Some(*position) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{user}/{content} never reached {position}: {row:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    (shutdown, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_goes_to_the_dlq_and_the_store_checkpoint_is_the_truth() {
+    let kafka = Kafka::start().await;
+    kafka.create_topic("dlq.user_progress", 1);
+    let publisher = Publisher::new(PublisherConfig::new(
+        kafka.config(),
+        &kafka.registry_url,
+        "test",
+    ))
+    .unwrap();
+
+    let mut expected = BTreeMap::new();
+    let mut publish = |e: PlaybackProgressed| {
+        expected.insert((e.user_id.clone(), e.content_id.clone()), e.position_ms);
+        let publisher = publisher.clone();
+        async move { publisher.publish(&e).await.unwrap() }
+    };
+    for i in 0..20 {
+        publish(event(
+            i % 3,
+            i % 4,
+            1000 + i64::try_from(i).unwrap(),
+            1_000 + i64::try_from(i).unwrap(),
+        ))
+        .await;
+    }
+    // Poison in the middle of u-1's stream: not Avro, an unknown schema id, and an event
+    // valid for its schema but breaking its type's rules (position beyond duration).
+    raw(&kafka, "u-1", b"definitely not avro").await;
+    raw(&kafka, "u-1", &[0, 0, 0, 0x27, 0x0f, 2, 4, 6]).await;
+    let mut bad = event(1, 9, 5, 3_000);
+    bad.position_ms = bad.duration_ms + 1;
+    let json = serde_json::to_value(&bad).unwrap();
+    let value: Value =
+        fleuve_schemas::json::to_avro(&PlaybackProgressed::spec().schema, &json).unwrap();
+    let encoder = AvroEncoder::new(SrSettings::new(kafka.registry_url.clone()));
+    let strategy = SubjectNameStrategy::TopicRecordNameStrategy(
+        "user-activity".into(),
+        PlaybackProgressed::spec().full_name.clone(),
+    );
+    raw(
+        &kafka,
+        "u-1",
+        &encoder.encode_value(value, &strategy).await.unwrap(),
+    )
+    .await;
+    // Events after the poison, on the same partition, are applied.
+    for i in 0..6 {
+        publish(event(1, i, 50_000 + i64::try_from(i).unwrap(), 10_000)).await;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = fleuve_projections::open(&format!("embedded://{}", dir.path().join("a").display()))
+        .await
+        .unwrap();
+    let (shutdown, task) = run_until(&kafka, Arc::clone(&store), &expected).await;
+    shutdown.cancel();
+    task.await.unwrap();
+
+    let dlq = kafka.read_all("dlq.user_progress");
+    let mut reasons: Vec<&str> = dlq
+        .iter()
+        .map(|r| r.headers["dlq.reason"].as_str())
+        .collect();
+    reasons.sort_unstable();
+    assert_eq!(reasons, ["rejected", "undecodable", "unknown_schema"]);
+    for r in &dlq {
+        assert_eq!(r.headers["dlq.source.topic"], "user-activity");
+        assert_eq!(r.headers["dlq.processor"], "user_progress");
+        assert!(r.headers["dlq.source.offset"].parse::<i64>().is_ok());
+        assert!(!r.headers["dlq.error"].is_empty());
+        assert_eq!(r.key.as_deref(), Some(&b"u-1"[..]));
+    }
+    assert_eq!(
+        dlq.iter()
+            .find(|r| r.headers["dlq.reason"] == "undecodable")
+            .unwrap()
+            .payload
+            .as_deref(),
+        Some(&b"definitely not avro"[..]),
+        "the dead letter keeps the original bytes"
+    );
+    assert!(store.get_progress("u-1", "c-9").await.unwrap().is_none());
+    let listed = store
+        .list_progress("u-1", PageRequest::first(100))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.items.len(),
+        expected.keys().filter(|(u, _)| u == "u-1").count()
+    );
+
+    // Same group, same store: everything was committed, nothing is applied or dead-lettered
+    // again. A new event proves the restarted processor does consume.
+    let mut publish = |e: PlaybackProgressed| {
+        expected.insert((e.user_id.clone(), e.content_id.clone()), e.position_ms);
+        let publisher = publisher.clone();
+        async move { publisher.publish(&e).await.unwrap() }
+    };
+    publish(event(1, 0, 77_777, 20_000)).await;
+    let (shutdown, task) = run_until(&kafka, Arc::clone(&store), &expected).await;
+    shutdown.cancel();
+    task.await.unwrap();
+    assert_eq!(
+        kafka.read_all("dlq.user_progress").len(),
+        3,
+        "poison dead-lettered twice"
+    );
+
+    // Same group, EMPTY store: Kafka's committed offsets are past everything, but the store
+    // has no checkpoint, so the processor seeks back and rebuilds the whole projection.
+    let fresh = fleuve_projections::open(&format!("embedded://{}", dir.path().join("b").display()))
+        .await
+        .unwrap();
+    let (shutdown, task) = run_until(&kafka, Arc::clone(&fresh), &expected).await;
+    shutdown.cancel();
+    task.await.unwrap();
+    for user in ["u-0", "u-1", "u-2"] {
+        let a = store
+            .list_progress(user, PageRequest::first(100))
+            .await
+            .unwrap();
+        let b = fresh
+            .list_progress(user, PageRequest::first(100))
+            .await
+            .unwrap();
+        assert_eq!(a.items, b.items, "rebuilt projection differs for {user}");
+    }
+}

@@ -152,10 +152,28 @@ async fn main() {
     fleuve_service::init_tracing();
     let cli = Cli::parse();
     if let Err(e) = run(cli).await {
-        tracing::error!("{e:#}");
-        eprintln!("fleuve: {e:#}");
+        let message = report(&e);
+        tracing::error!(error = %message, "fleuve stopped");
+        eprintln!("fleuve: {message}");
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, leaving out causes whose text the line already
+/// holds (librdkafka errors repeat their cause in their own message).
+fn report(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -177,6 +195,12 @@ async fn run(cli: Cli) -> Result<()> {
             start_ingest(common, listen.ingest_addr, &shutdown, &mut tasks).await?;
         }
         Command::Process { name, listen } => {
+            if !fleuve_processors::handlers::NAMES.contains(&name.as_str()) {
+                bail!(
+                    "unknown processor `{name}`; known processors: {}",
+                    fleuve_processors::handlers::NAMES.join(", ")
+                );
+            }
             create_topics(common).await?;
             let store = open_store(common).await?;
             start_processor(common, &name, store, &shutdown, &mut tasks)?;
@@ -261,7 +285,12 @@ async fn create_topics(common: &Common) -> Result<()> {
     let kafka = common.kafka("fleuve-admin");
     topics::ensure_topics(&kafka, &topics::platform_topics(common.partitions))
         .await
-        .with_context(|| format!("creating topics on the broker at {}", common.brokers))
+        .with_context(|| {
+            format!(
+                "creating topics on the broker at {} (is it running? `make broker` starts one)",
+                common.brokers
+            )
+        })
 }
 
 async fn open_store(common: &Common) -> Result<Arc<dyn Store>> {

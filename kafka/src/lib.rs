@@ -27,10 +27,10 @@ pub use position::{Position, PositionError};
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
     /// The client could not be created from the configuration.
-    #[error("invalid Kafka client configuration: {0}")]
+    #[error("invalid Kafka client configuration")]
     Config(#[source] rdkafka::error::KafkaError),
     /// An admin operation (topic creation, metadata) failed.
-    #[error("Kafka admin operation `{operation}` failed: {source}")]
+    #[error("Kafka admin operation `{operation}` failed")]
     Admin {
         operation: &'static str,
         #[source]

@@ -54,6 +54,16 @@ async fn raw(kafka: &Kafka, key: &str, payload: &[u8]) {
         .unwrap();
 }
 
+/// Publishes `e` and records the position it must leave in the projection.
+async fn publish(
+    publisher: &Publisher,
+    expected: &mut BTreeMap<(String, String), i64>,
+    e: PlaybackProgressed,
+) {
+    expected.insert((e.user_id.clone(), e.content_id.clone()), e.position_ms);
+    publisher.publish(&e).await.unwrap();
+}
+
 /// Runs a processor on `store` until every expected row is there; returns its shutdown token
 /// and task.
 async fn run_until(
@@ -98,18 +108,17 @@ async fn poison_goes_to_the_dlq_and_the_store_checkpoint_is_the_truth() {
     .unwrap();
 
     let mut expected = BTreeMap::new();
-    let mut publish = |e: PlaybackProgressed| {
-        expected.insert((e.user_id.clone(), e.content_id.clone()), e.position_ms);
-        let publisher = publisher.clone();
-        async move { publisher.publish(&e).await.unwrap() }
-    };
     for i in 0..20 {
-        publish(event(
-            i % 3,
-            i % 4,
-            1000 + i64::try_from(i).unwrap(),
-            1_000 + i64::try_from(i).unwrap(),
-        ))
+        publish(
+            &publisher,
+            &mut expected,
+            event(
+                i % 3,
+                i % 4,
+                1000 + i64::try_from(i).unwrap(),
+                1_000 + i64::try_from(i).unwrap(),
+            ),
+        )
         .await;
     }
     // Poison in the middle of u-1's stream: not Avro, an unknown schema id, and an event
@@ -134,7 +143,12 @@ async fn poison_goes_to_the_dlq_and_the_store_checkpoint_is_the_truth() {
     .await;
     // Events after the poison, on the same partition, are applied.
     for i in 0..6 {
-        publish(event(1, i, 50_000 + i64::try_from(i).unwrap(), 10_000)).await;
+        publish(
+            &publisher,
+            &mut expected,
+            event(1, i, 50_000 + i64::try_from(i).unwrap(), 10_000),
+        )
+        .await;
     }
 
     let dir = tempfile::tempdir().unwrap();
@@ -180,12 +194,7 @@ async fn poison_goes_to_the_dlq_and_the_store_checkpoint_is_the_truth() {
 
     // Same group, same store: everything was committed, nothing is applied or dead-lettered
     // again. A new event proves the restarted processor does consume.
-    let mut publish = |e: PlaybackProgressed| {
-        expected.insert((e.user_id.clone(), e.content_id.clone()), e.position_ms);
-        let publisher = publisher.clone();
-        async move { publisher.publish(&e).await.unwrap() }
-    };
-    publish(event(1, 0, 77_777, 20_000)).await;
+    publish(&publisher, &mut expected, event(1, 0, 77_777, 20_000)).await;
     let (shutdown, task) = run_until(&kafka, Arc::clone(&store), &expected).await;
     shutdown.cancel();
     task.await.unwrap();

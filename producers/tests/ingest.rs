@@ -370,6 +370,27 @@ async fn accepted_events_are_framed_keyed_and_carry_headers() {
     assert_eq!(event.producer, "http-ingest");
     assert_eq!(event.correlation_id.as_deref(), Some("req-7"));
     assert_eq!((event.position_ms, event.duration_ms), (1000, 60000));
+
+    // Its telemetry: request counts by route template, produce latency, in-flight gauge.
+    let req = Request::get("/metrics").body(Body::empty()).unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    for series in [
+        r#"fleuve_ingest_requests_total{route="/v1/events/{event_type}",status="202"}"#,
+        "fleuve_ingest_produce_duration_seconds_count",
+        "fleuve_ingest_request_duration_seconds_bucket",
+        "fleuve_ingest_in_flight_requests",
+    ] {
+        assert!(text.contains(series), "/metrics lacks {series}:\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

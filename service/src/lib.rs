@@ -1,6 +1,6 @@
 //! What every Fleuve HTTP service shares.
 //!
-//! * [`init_tracing`]: `tracing` subscriber, filtered by `RUST_LOG` (default `info`), in
+//! * [`init_tracing`]: `tracing` subscriber, filtered by `RUST_LOG` (default `info`, storage-engine internals at `warn`), in
 //!   human form on a terminal or JSON lines with `FLEUVE_LOG_FORMAT=json`.
 //! * [`ops_routes`]: `GET /metrics` (Prometheus text format, from the default registry),
 //!   `GET /healthz` (the process is alive) and `GET /readyz` (the service can do its work,
@@ -27,7 +27,8 @@ pub use error::ApiError;
 /// no-ops), so tests and the all-in-one runner can share it.
 pub fn init_tracing() {
     use tracing_subscriber::{fmt, EnvFilter};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
     let json = std::env::var("FLEUVE_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = fmt().with_env_filter(filter).with_target(false);
     let _already_set = if json {

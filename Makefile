@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test broker tools build lint fmt bench clean-data help
+.PHONY: run test broker tools venv build lint fmt bench clean-data help
 
 help:
 	@echo "make run      the whole platform on this machine (broker, registry, ingest, processors, query API)"
@@ -14,6 +14,16 @@ help:
 tools:
 	@scripts/install-tansu.sh >/dev/null
 
+# The Python client of the interop tests, in .venv/ (git-ignored), rebuilt when the
+# requirements change.
+VENV := .venv
+$(VENV)/.installed: tests/python/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
 build:
 	$(CARGO) build -p fleuve
 
@@ -23,9 +33,10 @@ run: tools build
 broker: tools
 	@scripts/broker.sh
 
-test: tools
+test: tools venv
 	$(CARGO) build -p fleuve
-	FLEUVE_TANSU="$$(scripts/install-tansu.sh)" $(CARGO) test --workspace --no-fail-fast
+	FLEUVE_TANSU="$$(scripts/install-tansu.sh)" FLEUVE_PYTHON="$(CURDIR)/$(VENV)/bin/python" \
+		$(CARGO) test --workspace --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all -- --check

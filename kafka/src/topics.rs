@@ -11,6 +11,14 @@ use crate::{KafkaConfig, KafkaError};
 
 /// `user-activity`: playback progress, bookmarks, erasure; keyed by user id.
 pub const USER_ACTIVITY: &str = "user-activity";
+/// `catalog`: contents upserted, unpublished, deleted; keyed by content id.
+pub const CATALOG: &str = "catalog";
+/// `orders`: orders placed, paid, shipped, delivered, cancelled; keyed by order id.
+pub const ORDERS: &str = "orders";
+/// `inventory`: stock adjusted, reserved, released; keyed by sku.
+pub const INVENTORY: &str = "inventory";
+/// The event topics, each keyed by its aggregate id (same list as `fleuve_schemas::topics()`).
+pub const EVENT_TOPICS: [&str; 4] = [USER_ACTIVITY, CATALOG, ORDERS, INVENTORY];
 /// `_schemas`: the schema registry's compacted, single-partition log.
 pub const SCHEMAS: &str = "_schemas";
 
@@ -49,7 +57,9 @@ pub fn schemas_topic() -> TopicSpec {
 
 /// Every topic the platform needs, event topics with `partitions` partitions.
 pub fn platform_topics(partitions: i32) -> Vec<TopicSpec> {
-    vec![schemas_topic(), TopicSpec::new(USER_ACTIVITY, partitions)]
+    std::iter::once(schemas_topic())
+        .chain(EVENT_TOPICS.map(|t| TopicSpec::new(t, partitions)))
+        .collect()
 }
 
 /// Creates the topics that do not exist yet; existing ones are left as they are (so a
@@ -127,6 +137,18 @@ mod tests {
     use rdkafka::mocking::MockCluster;
 
     use super::*;
+
+    #[test]
+    fn platform_topics_has_every_event_topic_with_the_same_partitions() {
+        let topics = platform_topics(6);
+        let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, [SCHEMAS, USER_ACTIVITY, CATALOG, ORDERS, INVENTORY]);
+        assert_eq!(topics[0], schemas_topic());
+        for t in &topics[1..] {
+            assert_eq!(t.partitions, 6, "{}", t.name);
+            assert!(t.config.is_empty(), "{} is not compacted", t.name);
+        }
+    }
 
     #[tokio::test]
     async fn existing_topics_are_left_alone() {

@@ -5,10 +5,26 @@
 //! * [`json`] turns a JSON document into an Avro value of an event's schema, or says which
 //!   field is wrong and why: the HTTP ingest service uses it so that nothing invalid reaches
 //!   Kafka.
-//! * [`PlaybackProgressed`] and the other event structs are the typed Rust view of the same
-//!   records, convertible to and from Avro values.
+//! * [`PlaybackProgressed`] and the other event structs ([`events`], one module per topic,
+//!   all re-exported here) are the typed Rust view of the same records, convertible to and
+//!   from Avro values; [`Event::validate`] holds each type's rules beyond the schema.
 //! * [`Envelope`]: the fields every event carries (`event_id`, `occurred_at`, `producer`,
-//!   optional `correlation_id`).
+//!   optional `correlation_id`), first in every record.
+//! * [`check_id`], [`check_country`], [`check_currency`]: the identifier, ISO 3166-1 alpha-2
+//!   and ISO 4217 rules the events use, for anyone who needs them before building an event.
+//!
+//! # Event types
+//!
+//! | topic (key) | record namespace | event types |
+//! | --- | --- | --- |
+//! | `user-activity` (`user_id`) | `fleuve.user_activity` | [`PlaybackProgressed`], [`BookmarkAdded`], [`BookmarkRemoved`], [`UserDataErased`] |
+//! | `catalog` (`content_id`) | `fleuve.catalog` | [`ContentUpserted`], [`ContentUnpublished`], [`ContentDeleted`] |
+//! | `orders` (`order_id`) | `fleuve.orders` | [`OrderPlaced`], [`PaymentAuthorized`], [`PaymentFailed`], [`OrderShipped`], [`OrderDelivered`], [`OrderCancelled`] |
+//! | `inventory` (`sku`) | `fleuve.inventory` | [`StockAdjusted`], [`StockReserved`], [`StockReleased`] |
+//!
+//! Money is a `long` in minor units with an ISO 4217 `currency`; countries and territories
+//! are ISO 3166-1 alpha-2 codes. `schemas/README.md` explains the layout and how to add an
+//! event type.
 //!
 //! The wire format on Kafka is Confluent's (magic byte 0, 4-byte big-endian schema id, Avro
 //! binary), with the subject named by TopicRecordNameStrategy: `<topic>-<record full name>`,
@@ -18,14 +34,29 @@
 //! let spec = fleuve_schemas::find("PlaybackProgressed").unwrap();
 //! assert_eq!(spec.topic, "user-activity");
 //! assert_eq!(spec.subject(), "user-activity-fleuve.user_activity.PlaybackProgressed");
+//! assert_eq!(fleuve_schemas::find("OrderPlaced").unwrap().key_field, "order_id");
+//! assert_eq!(fleuve_schemas::topics(), ["user-activity", "catalog", "orders", "inventory"]);
 //! ```
 
 mod catalog;
-mod events;
+mod codes;
+pub mod events;
 pub mod json;
 
-pub use catalog::{catalog, find, find_by_full_name, EventSpec};
-pub use events::{Envelope, Event, EventError, PlaybackProgressed};
+pub use catalog::{catalog, find, find_by_full_name, topics, EventSpec};
+pub use codes::{check_country, check_currency, COUNTRIES};
+pub use events::catalog::{
+    ContentDeleted, ContentKind, ContentUnpublished, ContentUpserted, DistributionRight,
+};
+pub use events::inventory::{StockAdjusted, StockAdjustmentReason, StockReleased, StockReserved};
+pub use events::orders::{
+    OrderCancelled, OrderDelivered, OrderLine, OrderPlaced, OrderShipped, PaymentAuthorized,
+    PaymentFailed, ShippingAddress,
+};
+pub use events::user_activity::{
+    BookmarkAdded, BookmarkRemoved, ErasureReason, PlaybackProgressed, UserDataErased,
+};
+pub use events::{Envelope, Event, EventError};
 
 /// Checks an identifier (user id, content id, …): 1 to 128 bytes, no control characters.
 /// Returns the reason when it is not acceptable.

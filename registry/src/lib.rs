@@ -39,42 +39,83 @@
 //! Responses are `application/vnd.schemaregistry.v1+json`; request bodies may be sent as
 //! `application/vnd.schemaregistry.v1+json`, `application/vnd.schemaregistry+json`,
 //! `application/json`, `application/octet-stream` or without a content type. Subjects in
-//! URLs are percent-decoded (`a%2Fb` is subject `a/b`).
+//! URLs are percent-decoded (`a%2Fb` is subject `a/b`). `{version}` is a number in
+//! `[1, 2^31-1]`, `latest` or `-1`.
 //!
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /` | `{}` |
-//! | `GET /subjects` | sorted subject names |
-//! | `POST /subjects/{subject}/versions` | register `{"schema","schemaType"?,"references"?}` → `{"id"}` |
-//! | `GET /subjects/{subject}/versions` | `[1,2,…]` |
-//! | `GET /subjects/{subject}/versions/{version\|latest\|-1}` | `{"subject","version","id","schema"}` |
+//! | `GET /subjects[?deleted=true]` | sorted subject names (with soft-deleted subjects) |
+//! | `POST /subjects/{subject}/versions` | register `{"schema","schemaType"?,"references"?}` → `{"id"}`, or 409 |
+//! | `GET /subjects/{subject}/versions[?deleted=true]` | `[1,2,…]` |
+//! | `GET /subjects/{subject}/versions/{version}[?deleted=true]` | `{"subject","version","id","schema"}` |
 //! | `GET /subjects/{subject}/versions/{version}/schema` | the schema JSON itself |
-//! | `POST /subjects/{subject}` | is this schema registered under the subject? → as above |
+//! | `POST /subjects/{subject}[?deleted=true]` | is this schema registered under the subject? → as above |
+//! | `DELETE /subjects/{subject}[?permanent=true]` | the versions deleted, `[1,2]` |
+//! | `DELETE /subjects/{subject}/versions/{version}[?permanent=true]` | the version deleted, `3` |
 //! | `GET /schemas/ids/{id}` | `{"schema"}` (`?deleted=`, `?subject=` are accepted, ignored) |
-//! | `GET /schemas/ids/{id}/versions` | `[{"subject","version"}]` |
+//! | `GET /schemas/ids/{id}/versions[?deleted=true]` | `[{"subject","version"}]` |
 //! | `GET /schemas/types` | `["AVRO"]` |
+//! | `GET /config` | `{"compatibilityLevel":"BACKWARD"}` (the global level; BACKWARD unless set) |
+//! | `PUT /config` | `{"compatibility":"FULL"}` → the same body |
+//! | `GET /config/{subject}[?defaultToGlobal=true]` | `{"compatibilityLevel"}`, else 40408 |
+//! | `PUT /config/{subject}` | `{"compatibility":"FULL"}` → the same body |
+//! | `DELETE /config/{subject}` | the removed `{"compatibilityLevel"}` (then the global level applies) |
+//! | `POST /compatibility/subjects/{subject}/versions/{version}[?verbose=true]` | `{"is_compatible"}` (+ `"messages"`) |
+//! | `POST /compatibility/subjects/{subject}/versions[?verbose=true]` | the same, against what a registration would be checked against |
 //!
 //! Only Avro is supported (another `schemaType` is refused with 42201), and schema
 //! references are refused (42201). Errors are Confluent's `{"error_code","message"}`:
-//! 40401 subject not found, 40402 version not found, 40403 schema not found, 42201 invalid
-//! schema (with the Avro parser's reason), 42202 invalid version, 422 malformed body, 415
-//! unsupported content type, 50001 Kafka/store error, 50002 timeout. Not implemented yet:
-//! deletes, `/config` and `/compatibility` (no compatibility is enforced), `/mode`,
-//! contexts, references.
+//!
+//! | code | HTTP | when |
+//! | --- | --- | --- |
+//! | 40401 | 404 | subject not found (or only soft-deleted, without `?deleted=true`) |
+//! | 40402 | 404 | version not found |
+//! | 40403 | 404 | schema not found: unknown id, an id no version uses any more, a lookup miss |
+//! | 40404 | 404 | soft delete of a subject already soft-deleted |
+//! | 40405 | 404 | permanent delete of a subject that was not soft-deleted first |
+//! | 40406 | 404 | soft delete of a version already soft-deleted |
+//! | 40407 | 404 | permanent delete of a version that was not soft-deleted first |
+//! | 40408 | 404 | `GET`/`DELETE /config/{subject}` on a subject without its own level |
+//! | 409 | 409 | `Schema being registered is incompatible with an earlier schema for subject "s", details: [...]` |
+//! | 415 | 415 | unsupported request content type |
+//! | 42201 | 422 | invalid schema (with the Avro parser's reason) |
+//! | 42202 | 422 | invalid version |
+//! | 42203 | 422 | invalid compatibility level |
+//! | 422 | 422 | malformed body |
+//! | 50001 | 500 | Kafka/store error |
+//! | 50002 | 500 | a written record not read back in time |
+//!
+//! Not implemented: `DELETE /config` (global), `/mode`, contexts, references, schema
+//! normalisation options, metadata and rule sets.
+//!
+//! # Compatibility
+//!
+//! [`compatibility::check`] is the whole rule, usable without a registry (the `fleuve
+//! schemas check` command runs it on `.avsc` files). The level of a subject is its own
+//! (`PUT /config/{subject}`), else the global one, else `BACKWARD`. A registration is checked
+//! against the subject's live (not soft-deleted) versions: the latest one, or all of them for
+//! a `*_TRANSITIVE` level. `POST /compatibility/.../versions/{version}` checks against that
+//! one version, with the directions of the level (`FULL_TRANSITIVE` counts as `FULL`).
 //!
 //! # Log format
 //!
-//! Each record has a JSON key and a JSON value. Today there is one kind:
+//! Each record has a JSON key and a JSON value; `keytype` selects the kind:
 //!
 //! ```text
-//! key:   {"keytype":"SCHEMA","subject":"orders-fleuve.OrderPlaced","magic":1,"write_id":"<uuid v4>"}
-//! value: {"subject":"orders-fleuve.OrderPlaced","schema":"<schema text as sent>","schemaType":"AVRO"}
+//! SCHEMA          key:   {"keytype":"SCHEMA","subject":"s","magic":1,"write_id":"<uuid v4>"}
+//!                 value: {"subject":"s","schema":"<schema text as sent>","schemaType":"AVRO","compatibility":"BACKWARD"}
+//! CONFIG          key:   {"keytype":"CONFIG","subject":"s"|null,"magic":0}
+//!                 value: {"compatibilityLevel":"FULL"}, or null (tombstone: remove the subject's level)
+//! DELETE_SUBJECT  key:   {"keytype":"DELETE_SUBJECT","subject":"s","magic":0,"write_id":"<uuid v4>"}
+//!                 value: {"subject":"s","permanent":false}
+//! DELETE_VERSION  key:   {"keytype":"DELETE_VERSION","subject":"s","magic":0,"write_id":"<uuid v4>"}
+//!                 value: {"subject":"s","version":3,"permanent":false}
 //! ```
 //!
-//! `keytype` selects the record kind; deletes and compatibility config are meant to be new
-//! kinds (`DELETE_SUBJECT`, `CONFIG`, …) of the internal record enum. A record that cannot be
-//! read (bad JSON, unknown kind, invalid schema, a tombstone) is logged with its
-//! topic/partition/offset and skipped; it never stops the registry.
+//! A record that cannot be read (bad JSON, unknown kind, wrong magic, invalid schema, a
+//! tombstone of a kind other than `CONFIG`) is logged with its topic/partition/offset and
+//! skipped; it never stops the registry.
 //!
 //! # The fold and the id rule
 //!
@@ -85,33 +126,62 @@
 //! properties (Avro's Parsing Canonical Form drops those, so a new default would be taken for
 //! the old schema). Folding a registration of schema `S` under subject `X` at offset `o`:
 //!
-//! * if `X` already has a schema with the canonical form of `S`, nothing happens;
-//! * otherwise `X` gets version `last version of X + 1`, with id = the id of the first record
-//!   anywhere in the log whose schema is equal to `S` (one schema under two subjects shares an
-//!   id, like Confluent), else `o + 1` (ids start at 1, like Confluent's).
+//! * if a live (not soft-deleted) version of `X` has the canonical form of `S`, nothing happens;
+//! * else, if the record carries a level (`compatibility`) and `S` is incompatible under it
+//!   with the live versions of `X`, the record is ignored (refused);
+//! * otherwise `X` gets version `last version of X + 1` (soft-deleted versions count, so a
+//!   re-registered soft-deleted schema comes back as a new version), with id = the id of the
+//!   first record anywhere in the log whose schema is equal to `S` (one schema under two
+//!   subjects shares an id, like Confluent; a schema whose versions were all deleted gets its
+//!   old id back), else `o + 1` (ids start at 1, like Confluent's).
 //!
-//! A registration request answers at once when the subject already has the schema; otherwise
-//! it produces the record (idempotent producer), waits (at most 10 s, else 50002) until the
-//! local reader has folded the record's offset, and answers from the state. Two replicas
-//! racing on the same registration both write; the second record is a no-op in the fold, so
-//! both answer the same id.
+//! A registration request answers at once when the subject already has the schema, and
+//! answers 409 without writing when its own state finds it incompatible under the subject's
+//! effective level. Otherwise it produces the record with that level (idempotent producer),
+//! waits (at most 10 s, else 50002) until the local reader has folded the record's offset,
+//! and answers what the fold did with *that* record: an id, or 409 when a racing
+//! registration got in first and made it incompatible. Two replicas racing on the same
+//! registration both write; the second record is a no-op in the fold, so both answer the
+//! same id. Deletes and config writes work the same way (check, write, wait, answer the
+//! fold's outcome), so a delete that lost a race answers the same error as if it had been
+//! checked later.
 //!
-//! # Compaction caveat
+//! The level is carried by the registration record, rather than read from the folded
+//! config, so that a registration's outcome never depends on `CONFIG` records (which
+//! compaction collapses, see below). Registration records written before compatibility
+//! existed carry no level and are not checked, so existing logs fold as before. The price: a
+//! replica that has not yet read a config change checks under the level it knows (the same
+//! staleness as everything else a replica answers before catching up).
 //!
-//! Ids and versions come from the position of the *first* record that introduced a schema.
-//! Compaction keeps only the last record of each key, so if two registrations shared a key,
-//! compaction could remove the first one and a replica rebuilding from the compacted log
-//! would derive a different id (the surviving duplicate's offset + 1) and possibly a different
-//! version order: clients holding bytes framed with the old id would then fail to decode.
-//! Duplicates do happen (two replicas racing, a client retrying after a 50002). This design
-//! therefore gives every registration record a unique key (`write_id`), so compaction never
-//! removes one; duplicates stay in the log as harmless no-ops, and the handler never writes
-//! when the schema is already registered, so they only come from races. The price is that
-//! compaction does not shrink registrations (there are few). Future record kinds must keep
-//! this in mind: a permanent delete (tombstone) of a registration record must not remove the
-//! record that defines an id still used by another subject, and kinds where the last value
-//! wins (config, soft delete of a subject) should use stable keys so compaction keeps them
-//! small.
+//! Deletes: a soft delete marks live versions deleted (hidden from `GET` unless
+//! `?deleted=true`, still resolving their ids); a permanent delete removes soft-deleted
+//! versions, and a subject left without versions disappears (its next registration is
+//! version 1 again, like Confluent). `GET /schemas/ids/{id}` answers while some version of
+//! some subject, soft-deleted or not, uses the id; after that, 40403. Subject levels are not
+//! removed by subject deletes.
+//!
+//! # Compaction
+//!
+//! Ids and versions come from the position of the *first* record that introduced a schema,
+//! and whether a registration is a new version, a no-op or refused depends on the deletes
+//! folded before it. Compaction keeps only the last record of each key, so if two records
+//! that matter to the fold shared a key, compaction could remove the first one and a replica
+//! rebuilding from the compacted log would derive different ids or versions (clients
+//! holding bytes framed with the old id would then fail to decode). Hence:
+//!
+//! * `SCHEMA`, `DELETE_SUBJECT` and `DELETE_VERSION` records have a key unique to the write
+//!   (`write_id`), so compaction never removes one. A registration record in particular is
+//!   never compacted away, whether or not its id is still in use: a permanent delete is a
+//!   record of its own, never a tombstone of the registration. Duplicates (two replicas
+//!   racing, a client retrying after a 50002) stay in the log as harmless no-ops or
+//!   refusals. The price is that compaction does not shrink these kinds; they are few.
+//!   (Stable keys per subject or version were considered and rejected: compacting a soft
+//!   delete that preceded a re-registration would turn that re-registration into a no-op on
+//!   replay.)
+//! * `CONFIG` records use stable keys (one per subject, plus `null` for the global level):
+//!   only the current level matters, no other record's outcome depends on it (registrations
+//!   carry their own level), and a removed subject level is a tombstone, so compaction keeps
+//!   config small.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -128,6 +198,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub mod compatibility;
 mod http;
 mod metrics;
 mod reader;

@@ -156,6 +156,43 @@ impl Reader {
                 offset,
                 "skipping a registration: its offset is beyond the largest schema id (2^31-1)"
             ),
+            Applied::Incompatible { subject, reasons } => tracing::info!(
+                topic,
+                partition,
+                offset,
+                subject,
+                reasons = reasons.join("; "),
+                "incompatible registration ignored"
+            ),
+            Applied::Config { subject, level } => tracing::info!(
+                topic,
+                partition,
+                offset,
+                subject = subject.as_deref().unwrap_or("(global)"),
+                level = level.map_or("(removed)", |l| l.as_str()),
+                "compatibility level set"
+            ),
+            Applied::Deleted {
+                subject,
+                versions,
+                permanent,
+            } => tracing::info!(
+                topic,
+                partition,
+                offset,
+                subject,
+                ?versions,
+                permanent,
+                "versions deleted"
+            ),
+            Applied::Refused { subject, refusal } => tracing::debug!(
+                topic,
+                partition,
+                offset,
+                subject,
+                ?refusal,
+                "delete refused by the state"
+            ),
         }
     }
 }

@@ -131,6 +131,37 @@ impl Api {
         decode(request.send().await.unwrap()).await
     }
 
+    /// PUT a JSON body (with the registry's content type).
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        let request = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .header("content-type", CT)
+            .body(body.to_string());
+        decode(request.send().await.unwrap()).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        decode(
+            self.http
+                .delete(format!("{}{path}", self.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// POST a registration; returns status and body.
+    pub async fn try_register(&self, subject: &str, schema: &str) -> (u16, Value) {
+        self.post(
+            &format!("/subjects/{}/versions", encode(subject)),
+            &serde_json::json!({ "schema": schema }),
+            Some(CT),
+        )
+        .await
+    }
+
     pub async fn register(&self, subject: &str, schema: &str) -> u64 {
         let (status, body) = self
             .post(
@@ -143,7 +174,8 @@ impl Api {
         body["id"].as_u64().expect("id")
     }
 
-    /// Everything the registry knows, through its API, for comparing replicas.
+    /// Everything the registry knows, through its API, for comparing replicas: live
+    /// subjects and ids (see [`Api::dump_all`] for config and soft-deleted versions).
     pub async fn dump(&self) -> Value {
         let (_, subjects) = self.get("/subjects").await;
         let mut out = serde_json::Map::new();
@@ -173,6 +205,38 @@ impl Api {
         }
         Value::Object(out)
     }
+}
+
+impl Api {
+    /// [`Api::dump`], plus the global and subject levels and the soft-deleted versions.
+    pub async fn dump_all(&self) -> Value {
+        let mut out = serde_json::Map::new();
+        out.insert("live".to_owned(), self.dump().await);
+        out.insert("global".to_owned(), self.get("/config").await.1);
+        let (_, subjects) = self.get("/subjects?deleted=true").await;
+        for subject in subjects.as_array().unwrap() {
+            let subject = encode(subject.as_str().unwrap());
+            let versions = self
+                .get(&format!("/subjects/{subject}/versions?deleted=true"))
+                .await;
+            let config = self.get(&format!("/config/{subject}")).await;
+            out.insert(subject, serde_json::json!([versions, config]));
+        }
+        Value::Object(out)
+    }
+}
+
+/// Asserts a Confluent error: status, `error_code`, a part of the message, nothing else.
+pub fn assert_error(got: (u16, Value), status: u16, code: u64, message_part: &str) {
+    let (got_status, body) = got;
+    assert_eq!(got_status, status, "{body}");
+    assert_eq!(body["error_code"], code, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(message_part),
+        "message {message:?} should contain {message_part:?}"
+    );
+    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "{body}");
 }
 
 pub fn encode(subject: &str) -> String {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{self, record, Api, CT};
+use crate::common::{self, assert_error, record, Api, CT};
 
 const V1_FIELDS: &str = r#"{"name":"id","type":"string"}"#;
 const V2_FIELDS: &str = r#"{"name":"id","type":"string"},{"name":"qty","type":"int","default":1}"#;
@@ -139,18 +139,6 @@ async fn routes_answer_like_confluent() {
     // the one for subject `c`.
     assert_eq!(common::watermarks(&cluster), (0, 3));
     registry.shutdown().await;
-}
-
-fn assert_error(got: (u16, Value), status: u16, code: u64, message_part: &str) {
-    let (got_status, body) = got;
-    assert_eq!(got_status, status, "{body}");
-    assert_eq!(body["error_code"], code, "{body}");
-    let message = body["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains(message_part),
-        "message {message:?} should contain {message_part:?}"
-    );
-    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "{body}");
 }
 
 #[tokio::test]

@@ -2,5 +2,6 @@
 
 mod client;
 mod common;
+mod evolution;
 mod http;
 mod replicas;

@@ -130,3 +130,120 @@ async fn a_custom_topic_name_is_used() {
     assert_eq!(api.register("s", "\"int\"").await, 1);
     registry.shutdown().await;
 }
+
+#[tokio::test]
+async fn replicas_agree_on_config_deletes_and_refusals_and_a_restart_reloads_them() {
+    let cluster = common::cluster();
+    let one = common::start(&cluster).await;
+    let two = common::start(&cluster).await;
+    let a = Api::new(common::serve(&one).await);
+    let b = Api::new(common::serve(&two).await);
+    let id = r#"{"name":"id","type":"string"}"#;
+    let v1 = record("Order", id);
+    let v2 = record(
+        "Order",
+        &format!(r#"{id},{{"name":"n","type":"int","default":0}}"#),
+    );
+
+    // Config written through one replica, applied by the other.
+    assert_eq!(
+        a.put("/config", &json!({"compatibility": "FORWARD"}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        b.put("/config/race", &json!({"compatibility": "BACKWARD"}))
+            .await
+            .0,
+        200
+    );
+    common::eventually(Duration::from_secs(10), || async {
+        (b.get("/config").await.1 == json!({"compatibilityLevel": "FORWARD"})).then_some(())
+    })
+    .await;
+
+    // Deletes through either replica.
+    a.register("s", &v1).await;
+    b.register("s", &v2).await;
+    common::eventually(Duration::from_secs(10), || async {
+        (a.get("/subjects/s/versions").await.1 == json!([1, 2])).then_some(())
+    })
+    .await;
+    assert_eq!(a.delete("/subjects/s/versions/1").await, (200, json!(1)));
+    common::eventually(Duration::from_secs(10), || async {
+        (b.get("/subjects/s/versions").await.1 == json!([2])).then_some(())
+    })
+    .await;
+    assert_eq!(
+        b.delete("/subjects/s/versions/1?permanent=true").await,
+        (200, json!(1))
+    );
+    a.register("gone", "\"string\"").await;
+    a.delete("/subjects/gone").await;
+
+    // Two replicas racing two schemas, each compatible with v1 but not with the other:
+    // whichever the log orders first wins, the other is refused (by its handler or by the
+    // fold), and both replicas agree.
+    a.register("race", &v1).await;
+    common::eventually(Duration::from_secs(10), || async {
+        (b.get("/subjects/race/versions").await.1 == json!([1])).then_some(())
+    })
+    .await;
+    let x = record(
+        "Order",
+        &format!(r#"{id},{{"name":"n","type":"int","default":0}}"#),
+    );
+    let y = record(
+        "Order",
+        &format!(r#"{id},{{"name":"n","type":"string","default":""}}"#),
+    );
+    let (ra, rb) = tokio::join!(a.try_register("race", &x), b.try_register("race", &y));
+    let mut statuses = [ra.0, rb.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "{ra:?} {rb:?}");
+
+    // A registration written straight to the log with a level it does not meet is ignored by
+    // every replica's fold.
+    let bad = record(
+        "Order",
+        &format!(r#"{id},{{"name":"n","type":"int","default":0}},{{"name":"m","type":"long"}}"#),
+    );
+    let key = br#"{"keytype":"SCHEMA","subject":"s","magic":1,"write_id":"raw-1"}"#;
+    let value =
+        json!({"subject": "s", "schema": bad, "schemaType": "AVRO", "compatibility": "BACKWARD"})
+            .to_string();
+    let bad_offset = common::write_raw(&cluster, Some(key), Some(value.as_bytes())).await;
+    a.register("after", "\"int\"").await;
+    b.register("after", "\"int\"").await;
+    assert_eq!(a.get("/subjects/s/versions").await.1, json!([2]));
+    common::assert_error(
+        a.get(&format!("/schemas/ids/{}", bad_offset + 1)).await,
+        404,
+        40403,
+        "not found",
+    );
+
+    let expected = a.dump_all().await;
+    assert_eq!(expected["global"], json!({"compatibilityLevel": "FORWARD"}));
+    assert_eq!(
+        expected["race"],
+        json!([[200, [1, 2]], [200, {"compatibilityLevel": "BACKWARD"}]])
+    );
+    assert_eq!(
+        expected["gone"],
+        json!([[200, [1]], [404, {"error_code": 40408, "message": "Subject 'gone' does not have subject-level compatibility configured"}]])
+    );
+    common::eventually(Duration::from_secs(10), || async {
+        (b.dump_all().await == expected).then_some(())
+    })
+    .await;
+
+    // Restart: every replica stops, a fresh one reloads config, deletes and refusals.
+    one.shutdown().await;
+    two.shutdown().await;
+    let three = common::start(&cluster).await;
+    let c = Api::new(common::serve(&three).await);
+    assert_eq!(c.dump_all().await, expected);
+    three.shutdown().await;
+}

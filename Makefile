@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test broker tools venv build lint fmt bench clean-data help
+.PHONY: run test broker tools venv build lint fmt bench clean-data help schemas-check
 
 help:
 	@echo "make run      the whole platform on this machine (broker, registry, ingest, processors, query API)"
@@ -10,6 +10,7 @@ help:
 	@echo "make broker   the local Kafka-protocol broker alone (Tansu, data in var/)"
 	@echo "make lint     rustfmt and clippy, warnings as errors"
 	@echo "make bench    benchmarks, figures in target/bench/"
+	@echo "make schemas-check  fail when a changed .avsc breaks compatibility with its git history"
 
 tools:
 	@scripts/install-tansu.sh >/dev/null
@@ -33,10 +34,13 @@ run: tools build
 broker: tools
 	@scripts/broker.sh
 
-test: tools venv
-	$(CARGO) build -p fleuve
+test: tools venv schemas-check
 	FLEUVE_TANSU="$$(scripts/install-tansu.sh)" FLEUVE_PYTHON="$(CURDIR)/$(VENV)/bin/python" \
 		$(CARGO) test --workspace --no-fail-fast
+
+# A changed .avsc must stay compatible with its earlier versions (its git history).
+schemas-check: build
+	target/debug/fleuve schemas check
 
 lint:
 	$(CARGO) fmt --all -- --check

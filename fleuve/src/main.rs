@@ -7,12 +7,16 @@
 //! fleuve process <name>      # one processor (user_progress)  (ops on 127.0.0.1:8083)
 //! fleuve query               # the query API                  (default 127.0.0.1:8080)
 //! fleuve topics create       # create the platform's topics (idempotent)
+//! fleuve schemas check       # are the .avsc files compatible with their earlier versions?
 //! ```
 //!
 //! Settings come from flags, or from `FLEUVE_*` environment variables, or defaults, in that
 //! order of precedence (`fleuve --help` lists them).
 
+mod schemas_check;
+
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -131,6 +135,31 @@ enum Command {
         #[command(subcommand)]
         action: TopicsAction,
     },
+    /// Work with the event schemas (`schemas/avro/<topic>/<Event>.avsc`).
+    Schemas {
+        #[command(subcommand)]
+        action: SchemasAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SchemasAction {
+    /// Fail, explaining why, when an .avsc file breaks compatibility with its earlier
+    /// versions: its git history (`git`, the default), the file at a git ref (`git:<ref>`),
+    /// or the subject's versions in the registry (`registry`, at --registry-url).
+    Check {
+        /// Folder of the schema files.
+        #[arg(long, default_value = "schemas/avro")]
+        dir: PathBuf,
+        /// Where the earlier versions come from: `git`, `git:<ref>` or `registry`.
+        #[arg(long, default_value = "git")]
+        against: schemas_check::Against,
+        /// Compatibility level (NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD,
+        /// FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE); default: the registry's for the
+        /// subject with `--against registry`, else BACKWARD.
+        #[arg(long)]
+        level: Option<fleuve_registry::compatibility::CompatibilityLevel>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +217,14 @@ async fn run(cli: Cli) -> Result<()> {
             create_topics(common).await?;
             return Ok(());
         }
+        Command::Schemas {
+            action:
+                SchemasAction::Check {
+                    dir,
+                    against,
+                    level,
+                },
+        } => return check_schemas(common, &dir, against, level).await,
         Command::Registry { listen } => {
             start_registry(common, listen.registry_addr, &shutdown, &mut tasks).await?;
         }
@@ -252,6 +289,52 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+#[allow(clippy::print_stdout)]
+async fn check_schemas(
+    common: &Common,
+    dir: &std::path::Path,
+    against: schemas_check::Against,
+    level: Option<fleuve_registry::compatibility::CompatibilityLevel>,
+) -> Result<()> {
+    let against = match against {
+        schemas_check::Against::Registry(_) => {
+            schemas_check::Against::Registry(common.registry_url.clone())
+        }
+        other => other,
+    };
+    let outcomes = schemas_check::check(dir, &against, level).await?;
+    let mut broken = 0;
+    for o in &outcomes {
+        if o.problems.is_empty() {
+            println!(
+                "ok    {} ({}, {} earlier version(s)) {}",
+                o.subject,
+                o.level,
+                o.compared_with,
+                o.file.display()
+            );
+        } else {
+            broken += 1;
+            println!(
+                "FAIL  {} ({}) {}: incompatible with its earlier versions",
+                o.subject,
+                o.level,
+                o.file.display()
+            );
+            for p in &o.problems {
+                println!("        - {p}");
+            }
+        }
+    }
+    if broken > 0 {
+        bail!(
+            "{broken} schema(s) break their compatibility level: give new fields a default, \
+             keep removed fields' defaults, or register the change under a new event type"
+        );
+    }
+    Ok(())
 }
 
 fn spawn_signal_handler(shutdown: CancellationToken) {

@@ -132,6 +132,39 @@ impl Broker {
     }
 }
 
+/// One `fleuve registry` process against a broker.
+#[derive(Debug)]
+pub struct RegistryProcess {
+    proc: Proc,
+    pub url: String,
+}
+
+impl RegistryProcess {
+    pub fn start(broker: &Broker, log_dir: &Path) -> Result<Self> {
+        let port = free_port()?;
+        let log = log_dir.join(format!("registry-{port}.log"));
+        let mut child = Command::new(fleuve_binary()?)
+            .current_dir(log_dir)
+            .env("FLEUVE_BROKERS", broker.bootstrap())
+            .args(["registry", "--registry-addr", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::from(std::fs::File::create(&log)?))
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new().append(true).open(&log)?,
+            ))
+            .spawn()
+            .context("starting fleuve registry")?;
+        wait_for_port(port, &mut child, "fleuve registry", &log)?;
+        Ok(Self {
+            proc: Proc { child },
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+}
+
 /// `fleuve run` against a broker, with its store in `data_dir`.
 #[derive(Debug)]
 pub struct Platform {

@@ -459,3 +459,189 @@ async fn broker_outage_gives_503_and_loses_no_accepted_event() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auth_only_a_token_with_events_write_publishes() {
+    use fleuve_service::auth::{mint_hs256, AuthConfig, Authenticator};
+
+    async fn post_with(
+        app: &Router,
+        path: &str,
+        authorization: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value, Option<String>) {
+        let mut req = Request::post(path).header("content-type", "application/json");
+        if let Some(value) = authorization {
+            req = req.header("authorization", value);
+        }
+        let resp = app
+            .clone()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let www = resp
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            www,
+        )
+    }
+
+    const SECRET: &str = "ingest-test-secret-0123456789abcdef";
+    let kafka = Kafka::start().await;
+    let auth = Authenticator::new(AuthConfig {
+        leeway_secs: 0,
+        ..AuthConfig::hs256(SECRET)
+    })
+    .unwrap();
+    let publisher = Publisher::new(PublisherConfig::new(
+        kafka.config().with_delivery_timeout(Duration::from_secs(5)),
+        &kafka.registry_url,
+        "test",
+    ))
+    .unwrap();
+    let app = ingest::router(
+        publisher,
+        IngestConfig {
+            auth: Some(auth),
+            ..Default::default()
+        },
+        Arc::new(AlwaysReady),
+    );
+    let path = "/v1/events/PlaybackProgressed";
+    let hour = Duration::from_secs(3600);
+    let writer = mint_hs256(SECRET, "svc-player", &["events:write"], hour).unwrap();
+    let reader = mint_hs256(SECRET, "svc-front", &["projections:read"], hour).unwrap();
+    let forged = mint_hs256(
+        "not-the-secret-not-the-secret-0123",
+        "x",
+        &["events:write"],
+        hour,
+    )
+    .unwrap();
+    let expired = mint_hs256(SECRET, "svc-player", &["events:write"], Duration::ZERO).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let challenge = r#"Bearer realm="fleuve", error="invalid_token""#;
+    // (path, Authorization, status, code, WWW-Authenticate)
+    let cases: Vec<(String, Option<String>, StatusCode, &str, String)> = vec![
+        (
+            path.into(),
+            None,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            r#"Bearer realm="fleuve""#.into(),
+        ),
+        (
+            path.into(),
+            Some("Bearer garbage".into()),
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            challenge.into(),
+        ),
+        (
+            path.into(),
+            Some(format!("Bearer {expired}")),
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            challenge.into(),
+        ),
+        (
+            path.into(),
+            Some(format!("Bearer {forged}")),
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            challenge.into(),
+        ),
+        (
+            path.into(),
+            Some(format!("Bearer {reader}")),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            r#"Bearer error="insufficient_scope", scope="events:write""#.into(),
+        ),
+        (
+            path.into(),
+            Some("Basic c3ZjOnB3ZA==".into()),
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            challenge.into(),
+        ),
+        // A token in the query string is not looked at.
+        (
+            format!("{path}?access_token={writer}"),
+            None,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            r#"Bearer realm="fleuve""#.into(),
+        ),
+        // Every /v1 route is behind the check, the batch one too.
+        (
+            "/v1/events:batch".into(),
+            None,
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            r#"Bearer realm="fleuve""#.into(),
+        ),
+    ];
+    for (path, authorization, status, code, www) in cases {
+        let shown = authorization.as_deref().unwrap_or("(none)").to_owned();
+        let (got, reply, got_www) = post_with(
+            &app,
+            &path,
+            authorization.as_deref(),
+            valid().to_string().into_bytes(),
+        )
+        .await;
+        assert_eq!(got, status, "{path} {shown} → {reply}");
+        assert_eq!(reply["error"]["code"], code, "{shown} → {reply}");
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(message.len() > 10, "{shown}: message too vague: {message}");
+        for token in [&writer, &reader, &forged, &expired] {
+            assert!(!message.contains(token.as_str()), "the token was echoed");
+        }
+        assert_eq!(got_www.as_deref(), Some(www.as_str()), "{shown}");
+    }
+    let (_, reply, _) = post_with(
+        &app,
+        path,
+        Some(&format!("Bearer {expired}")),
+        valid().to_string().into_bytes(),
+    )
+    .await;
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired at"),
+        "{reply}"
+    );
+    assert!(
+        kafka.read_all("user-activity").is_empty(),
+        "a refused request produced a record"
+    );
+
+    let (status, reply, _) = post_with(
+        &app,
+        path,
+        Some(&format!("Bearer {writer}")),
+        valid().to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+    assert_eq!(kafka.read_all("user-activity").len(), 1);
+
+    for open in ["/healthz", "/readyz", "/metrics"] {
+        let resp = app
+            .clone()
+            .oneshot(Request::get(open).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{open} needs no token");
+    }
+}

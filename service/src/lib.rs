@@ -7,6 +7,7 @@
 //!   as told by a [`Readiness`] probe). Merge it into each service's router.
 //!
 //! * [`ApiError`]: the one JSON error body, `{"error":{"code","message","field"?}}`.
+//! * [`auth`]: bearer JWT authentication and scopes (`FLEUVE_JWT_*`), as a layer for the API routes.
 //!
 //! Metric names follow `fleuve_<component>_<name>_<unit>[_total]`; label values come from
 //! small fixed sets (route templates, status classes), never from user input.
@@ -20,6 +21,7 @@ use axum::routing::get;
 use axum::Router;
 use prometheus::{Encoder, TextEncoder};
 
+pub mod auth;
 mod error;
 pub use error::ApiError;
 

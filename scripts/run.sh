@@ -40,6 +40,9 @@ else
 fi
 
 export FLEUVE_BROKERS="${FLEUVE_BROKERS:-127.0.0.1:$port}"
+# Development signing key for the bearer tokens (HS256); `fleuve run` prints a token made
+# with it. Never use this value outside a laptop.
+export FLEUVE_JWT_HS256_SECRET="${FLEUVE_JWT_HS256_SECRET:-fleuve-dev-secret-do-not-use-in-production}"
 set +e
 "$fleuve" run &
 fleuve_pid=$!

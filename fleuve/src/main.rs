@@ -29,6 +29,7 @@ use fleuve_producers::{Publisher, PublisherConfig};
 use fleuve_projections::Store;
 use fleuve_query_api::QueryConfig;
 use fleuve_registry::{Registry, RegistryConfig};
+use fleuve_service::auth::{mint_hs256, AuthConfig, Authenticator};
 use fleuve_service::{AlwaysReady, Readiness, ReadyFlag};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +76,11 @@ struct Common {
     /// Partitions of the event topics when they are created.
     #[arg(long, global = true, env = "FLEUVE_PARTITIONS", default_value_t = 3)]
     partitions: i32,
+    /// Serve the HTTP APIs without authentication (development only; otherwise a JWT key
+    /// must be configured: FLEUVE_JWT_HS256_SECRET, FLEUVE_JWT_RS256_PUBLIC_KEY_FILE or
+    /// FLEUVE_JWT_JWKS_FILE).
+    #[arg(long, global = true, env = "FLEUVE_NO_AUTH")]
+    no_auth: bool,
     /// Produce delivery timeout, in milliseconds: past it, ingest answers 503.
     #[arg(
         long,
@@ -134,6 +140,18 @@ enum Command {
     Topics {
         #[command(subcommand)]
         action: TopicsAction,
+    },
+    /// Print a signed HS256 token for development and tests (needs FLEUVE_JWT_HS256_SECRET).
+    Token {
+        /// Subject (`sub` claim): a service, user or seller id.
+        #[arg(long, default_value = "dev")]
+        sub: String,
+        /// Scopes granted (repeat the flag for several).
+        #[arg(long = "scope", default_value = "events:write")]
+        scopes: Vec<String>,
+        /// Lifetime of the token, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
     },
     /// Work with the event schemas (`schemas/avro/<topic>/<Event>.avsc`).
     Schemas {
@@ -225,6 +243,11 @@ async fn run(cli: Cli) -> Result<()> {
                     level,
                 },
         } => return check_schemas(common, &dir, against, level).await,
+        Command::Token {
+            sub,
+            scopes,
+            ttl_secs,
+        } => return print_token(&sub, &scopes, ttl_secs),
         Command::Registry { listen } => {
             start_registry(common, listen.registry_addr, &shutdown, &mut tasks).await?;
         }
@@ -264,7 +287,7 @@ async fn run(cli: Cli) -> Result<()> {
                 start_processor(common, name, Arc::clone(&store), &shutdown, &mut tasks)?;
             }
             start_query(store, listen.query_addr, &shutdown, &mut tasks).await?;
-            print_welcome(&listen, common);
+            print_welcome(&listen, common)?;
             drop(registry);
         }
     }
@@ -422,9 +445,13 @@ async fn start_ingest(
     .context("creating the Kafka producer")?;
     let readiness = Arc::new(ReadyFlag::not_ready("broker not checked yet"));
     spawn_broker_check(kafka, Arc::clone(&readiness), shutdown.clone());
+    let config = IngestConfig {
+        auth: authenticator(common)?,
+        ..IngestConfig::default()
+    };
     serve(
         addr,
-        ingest::router(publisher.clone(), IngestConfig::default(), readiness),
+        ingest::router(publisher.clone(), config, readiness),
         shutdown,
         tasks,
         "ingest",
@@ -436,6 +463,36 @@ async fn start_ingest(
         publisher.flush(Duration::from_secs(10)).await;
         Ok(())
     });
+    Ok(())
+}
+
+/// The JWT verifier from the FLEUVE_JWT_* settings; `None` only with `--no-auth`.
+fn authenticator(common: &Common) -> Result<Option<Authenticator>> {
+    let config = AuthConfig::from_env().context("reading the JWT settings")?;
+    match (config, common.no_auth) {
+        (_, true) => {
+            tracing::warn!("authentication is disabled (--no-auth): anyone can publish");
+            Ok(None)
+        }
+        (Some(config), false) => Ok(Some(
+            Authenticator::new(config).context("loading the JWT keys")?,
+        )),
+        (None, false) => bail!(
+            "no JWT key configured: set FLEUVE_JWT_HS256_SECRET, FLEUVE_JWT_RS256_PUBLIC_KEY_FILE \
+             or FLEUVE_JWT_JWKS_FILE (or pass --no-auth for a local, unauthenticated setup)"
+        ),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn print_token(sub: &str, scopes: &[String], ttl_secs: u64) -> Result<()> {
+    let secret = std::env::var("FLEUVE_JWT_HS256_SECRET")
+        .context("FLEUVE_JWT_HS256_SECRET is not set: tokens are signed with it")?;
+    let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    println!(
+        "{}",
+        mint_hs256(&secret, sub, &scopes, Duration::from_secs(ttl_secs))?
+    );
     Ok(())
 }
 
@@ -520,7 +577,19 @@ async fn serve(
 }
 
 #[allow(clippy::print_stdout)]
-fn print_welcome(listen: &Listen, common: &Common) {
+fn print_welcome(listen: &Listen, common: &Common) -> Result<()> {
+    let auth_header = match std::env::var("FLEUVE_JWT_HS256_SECRET") {
+        Ok(secret) if !common.no_auth => {
+            let token = mint_hs256(
+                &secret,
+                "dev",
+                &["events:write"],
+                Duration::from_secs(24 * 3600),
+            )?;
+            format!("\n    -H 'Authorization: Bearer {token}' \\")
+        }
+        _ => String::new(),
+    };
     println!(
         r#"
 Fleuve is running.
@@ -531,7 +600,7 @@ Fleuve is running.
   store            {store}
 
 Publish a playback progress:
-  curl -sS -X POST http://{ingest}/v1/events/PlaybackProgressed \
+  curl -sS -X POST http://{ingest}/v1/events/PlaybackProgressed \{auth_header}
     -H 'Content-Type: application/json' \
     -d '{{"user_id":"u-1","content_id":"c-1","position_ms":60000,"duration_ms":1800000,"device":"web"}}'
 
@@ -546,4 +615,5 @@ Ctrl-C stops everything.
         brokers = common.brokers,
         store = common.store,
     );
+    Ok(())
 }

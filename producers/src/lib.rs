@@ -4,8 +4,19 @@
 //!   aggregate id, Avro in the Confluent wire format with the schema registered in the
 //!   registry (subject `<topic>-<record full name>`), headers `event_type`, `event_id` and
 //!   `correlation_id`. Every publish returns the event's [`fleuve_kafka::Position`].
+//! * [`Publisher::publish_batch`]: several events checked first (all or nothing), then
+//!   produced in order and acknowledged one by one.
 //! * [`ingest`]: the HTTP ingest service (`POST /v1/events/{EventType}`, JSON in, Avro on
 //!   Kafka), for services in any language.
+//!
+//! A runnable example publishing to the local platform (`make run` first):
+//! `cargo run -p fleuve-producers --example publish` (`producers/examples/publish.rs`).
+//!
+//! A client retrying with the same `event_id` never creates a second effect: processors
+//! apply events idempotently (the projection keeps the write with the highest event time and
+//! offset, so re-applying the same event changes nothing). A retry after a delivery timeout
+//! may still leave two records in Kafka with the same `event_id`; they carry the same values,
+//! so projections end the same.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), fleuve_producers::PublishError> {

@@ -165,6 +165,16 @@ impl RegistryProcess {
     }
 }
 
+/// The HS256 secret the test platforms verify tokens with.
+pub const JWT_SECRET: &str = "end-to-end-test-secret-of-at-least-32-bytes";
+
+/// A token for the test platforms with these scopes, valid for an hour.
+#[allow(clippy::expect_used)] // a test helper: minting with a constant secret cannot fail
+pub fn token(sub: &str, scopes: &[&str]) -> String {
+    fleuve_service::auth::mint_hs256(JWT_SECRET, sub, scopes, Duration::from_secs(3600))
+        .expect("minting a test token")
+}
+
 /// `fleuve run` against a broker, with its store in `data_dir`.
 #[derive(Debug)]
 pub struct Platform {
@@ -208,6 +218,7 @@ impl Platform {
             )
             .env("FLEUVE_STORE", "embedded://projections")
             .env("FLEUVE_DELIVERY_TIMEOUT_MS", "5000")
+            .env("FLEUVE_JWT_HS256_SECRET", JWT_SECRET)
             .env("RUST_LOG", "info")
             .args(["run", "--query-addr", &addr(ports.query)])
             .args(["--registry-addr", &addr(ports.registry)])

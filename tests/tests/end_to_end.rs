@@ -39,6 +39,7 @@ async fn post(
 ) -> Result<(u16, Value)> {
     let r = http
         .post(format!("{ingest}/v1/events/{event_type}"))
+        .bearer_auth(fleuve_e2e::token("e2e", &["events:write"]))
         .header("content-type", "application/json")
         .body(body.to_string())
         .send()
@@ -290,6 +291,7 @@ async fn events_posted_over_http_are_read_back_and_survive_a_restart() -> Result
     {
         let r = http
             .post(format!("{}/v1/events/{event_type}", platform.ingest))
+            .bearer_auth(fleuve_e2e::token("e2e", &["events:write"]))
             .header("content-type", content_type)
             .body(body.clone())
             .send()
@@ -311,6 +313,29 @@ async fn events_posted_over_http_are_read_back_and_survive_a_restart() -> Result
             assert_eq!(reply["error"]["field"], field, "{reply}");
             assert!(reply["error"]["message"].is_string());
         }
+    }
+
+    // Without a token, or with a token lacking the scope: refused, nothing produced.
+    let cases = [
+        (None, 401, "unauthorized"),
+        (
+            Some(fleuve_e2e::token("e2e", &["catalog:read"])),
+            403,
+            "forbidden",
+        ),
+    ];
+    for (token, status, code) in cases {
+        let mut req = http
+            .post(format!("{}/v1/events/PlaybackProgressed", platform.ingest))
+            .header("content-type", "application/json")
+            .body(valid.to_string());
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let r = req.send().await?;
+        assert_eq!(r.status().as_u16(), status);
+        let reply: Value = r.json().await?;
+        assert_eq!(reply["error"]["code"], code, "{reply}");
     }
 
     // Every accepted event is read back; nothing else reached Kafka.

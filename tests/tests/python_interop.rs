@@ -51,6 +51,7 @@ async fn python_confluent_client_and_fleuve_read_each_other() -> Result<()> {
         loop {
             let r = http
                 .post(format!("{}/v1/events/PlaybackProgressed", platform.ingest))
+                .bearer_auth(fleuve_e2e::token("rust-service", &["events:write"]))
                 .json(&body)
                 .send()
                 .await?;

@@ -95,6 +95,9 @@ impl KafkaConfig {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
+            // Brokers that do not answer a fetch as soon as data arrives (Tansu) hold it for
+            // this long: keep it short so projections stay fresh.
+            .set("fetch.wait.max.ms", "50")
             .set("isolation.level", "read_committed");
         for (k, v) in &self.extra {
             cfg.set(k, v);

@@ -51,7 +51,7 @@ fmt:
 
 # Publish/ingest throughput (ratios against raw rdkafka, on Tansu and on the MockCluster,
 # target/bench/results.json), then the storage-engine comparison (target/bench/store-engines.json).
-# About 6 minutes once built; see docs/benchmarks.md.
+# 1-2 minutes once built; see docs/benchmarks.md.
 bench: tools
 	FLEUVE_TANSU="$$(scripts/install-tansu.sh)" \
 		$(CARGO) run -p fleuve-bench --release --bin publish-throughput -- --out target/bench/results.json

@@ -142,6 +142,14 @@ fn id_field(field: &str, value: &str) -> Result<(), FieldError> {
 }
 
 fn envelope_rules(e: &Envelope) -> Result<(), FieldError> {
+    match uuid::Uuid::parse_str(&e.event_id) {
+        Ok(u) if u.hyphenated().to_string() == e.event_id => {}
+        Ok(_) => return Err(fail(
+            "event_id",
+            "must be a UUID in lowercase hyphenated form (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)",
+        )),
+        Err(_) => return Err(fail("event_id", "must be a UUID")),
+    }
     id_field("producer", &e.producer)?;
     if let Some(c) = &e.correlation_id {
         id_field("correlation_id", c)?;

@@ -256,6 +256,15 @@ pub(crate) mod tests {
                 (|e| e.content_id = "x\u{0}y".into(), "content_id"),
                 (|e| e.producer = String::new(), "producer"),
                 (|e| e.correlation_id = Some("\n".into()), "correlation_id"),
+                (|e| e.event_id = "not-a-uuid".into(), "event_id"),
+                (
+                    |e| e.event_id = "0B5B1F6E-7A0B-4A53-9C0E-0D2F4E3B8A11".into(),
+                    "event_id",
+                ),
+                (
+                    |e| e.event_id = "0b5b1f6e7a0b4a539c0e0d2f4e3b8a11".into(),
+                    "event_id",
+                ),
             ],
         );
         let bookmark = BookmarkAdded {

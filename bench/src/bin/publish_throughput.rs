@@ -39,9 +39,7 @@
 #![allow(clippy::print_stdout)]
 
 use std::any::Any;
-use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -198,93 +196,13 @@ struct Env {
     kind: BrokerKind,
     kafka: KafkaConfig,
     registry_url: String,
-    tansu: Option<TansuProc>,
+    tansu: Option<fleuve_e2e::Broker>,
     /// What must stay alive while the environment is used (broker process, mock cluster,
     /// registry), dropped in order.
     _guards: Vec<Box<dyn Any>>,
 }
 
 /// The Tansu child process, killed when dropped.
-struct TansuProc {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for TansuProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tansu_binary() -> Result<PathBuf> {
-    let p = match std::env::var("FLEUVE_TANSU") {
-        Ok(p) => PathBuf::from(p),
-        Err(_) => {
-            let home = std::env::var("HOME").context("HOME is not set")?;
-            let tools = std::env::var("FLEUVE_TOOLS_DIR")
-                .unwrap_or_else(|_| format!("{home}/.cache/fleuve/tools"));
-            PathBuf::from(tools).join("bin/tansu")
-        }
-    };
-    if p.is_file() {
-        Ok(p)
-    } else {
-        bail!(
-            "the Tansu broker is not installed at {} (set FLEUVE_TANSU, or run `make tools`); \
-             or run only on the mock cluster: --brokers mock",
-            p.display()
-        )
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn start_tansu() -> Result<(TansuProc, u16)> {
-    let bin = tansu_binary()?;
-    let dir = tempfile::tempdir()?;
-    let port = free_port()?;
-    let url = format!("tcp://127.0.0.1:{port}");
-    let log = dir.path().join("tansu.log");
-    // Relative to the child's working directory (the temporary directory): Tansu joins an
-    // absolute path to its working directory.
-    let db = "sqlite://tansu.db";
-    let child = Command::new(&bin)
-        .current_dir(dir.path())
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", db])
-        .stdout(Stdio::from(std::fs::File::create(&log)?))
-        .stderr(Stdio::from(std::fs::File::create(
-            dir.path().join("tansu.err"),
-        )?))
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let mut proc = TansuProc { child, dir };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok((proc, port));
-        }
-        if let Some(status) = proc.child.try_wait()? {
-            let err =
-                std::fs::read_to_string(proc.dir.path().join("tansu.err")).unwrap_or_default();
-            bail!("tansu exited with {status} before listening on {port}:\n{err}");
-        }
-        if Instant::now() > deadline {
-            bail!("tansu did not listen on {port} within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 async fn serve(router: axum::Router) -> Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -295,8 +213,9 @@ async fn serve(router: axum::Router) -> Result<String> {
 async fn start_env(kind: BrokerKind) -> Result<Env> {
     match kind {
         BrokerKind::Tansu => {
-            let (proc, port) = start_tansu()?;
-            let kafka = KafkaConfig::new(format!("127.0.0.1:{port}"));
+            let proc =
+                fleuve_e2e::Broker::start().context("starting Tansu (`make tools` installs it)")?;
+            let kafka = KafkaConfig::new(proc.bootstrap());
             ensure_topics(&kafka, &platform_topics(3))
                 .await
                 .context("creating the topics on Tansu")?;
@@ -1079,12 +998,10 @@ async fn main() -> Result<()> {
     );
     // Stop the brokers and leave at once, before the clients still connected to them
     // notice and log it.
-    // (`exit` runs no destructors: the broker's directory is deleted first, by hand.)
+    // (`exit` runs no destructors: each broker is dropped first, which stops it and deletes
+    // its directory.)
     for env in &mut envs {
-        if let Some(t) = env.tansu.as_mut() {
-            let _ = std::fs::remove_dir_all(t.dir.path());
-            let _ = t.child.kill();
-        }
+        drop(env.tansu.take());
     }
     std::process::exit(0)
 }

@@ -8,11 +8,15 @@
 //! fleuve query               # the query API                  (default 127.0.0.1:8080)
 //! fleuve topics create       # create the platform's topics (idempotent)
 //! fleuve schemas check       # are the .avsc files compatible with their earlier versions?
+//! fleuve token               # a development JWT signed with FLEUVE_JWT_HS256_SECRET
+//! fleuve config              # the settings in effect
 //! ```
 //!
-//! Settings come from flags, or from `FLEUVE_*` environment variables, or defaults, in that
-//! order of precedence (`fleuve --help` lists them).
+//! Settings, lowest precedence first: defaults, the TOML file of `--config` /
+//! `FLEUVE_CONFIG`, `FLEUVE_*` environment variables, flags (`fleuve --help` lists them;
+//! `fleuve config` prints those in effect).
 
+mod config_file;
 mod schemas_check;
 
 use std::net::SocketAddr;
@@ -49,6 +53,10 @@ struct Cli {
 
 #[derive(Debug, Args)]
 struct Common {
+    /// TOML configuration file (keys as the flags' long names with `_`); environment
+    /// variables and flags override it.
+    #[arg(long, global = true, env = "FLEUVE_CONFIG")]
+    config: Option<PathBuf>,
     /// Kafka bootstrap servers.
     #[arg(
         long,
@@ -141,6 +149,12 @@ enum Command {
         #[command(subcommand)]
         action: TopicsAction,
     },
+    /// Print the settings in effect (defaults < config file < FLEUVE_* environment < flags),
+    /// secrets redacted.
+    Config {
+        #[command(flatten)]
+        listen: Listen,
+    },
     /// Print a signed HS256 token for development and tests (needs FLEUVE_JWT_HS256_SECRET).
     Token {
         /// Subject (`sub` claim): a service, user or seller id.
@@ -194,16 +208,41 @@ impl Common {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     fleuve_service::init_tracing();
-    let cli = Cli::parse();
-    if let Err(e) = run(cli).await {
-        let message = report(&e);
-        tracing::error!(error = %message, "fleuve stopped");
-        eprintln!("fleuve: {message}");
-        std::process::exit(1);
+    // The configuration file is applied as environment variables before the command line is
+    // parsed and before any thread starts, so that environment and flags take precedence.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(path) = config_file::path_from(&args) {
+        match config_file::read(&path) {
+            Ok(vars) => {
+                for (key, value) in vars {
+                    if std::env::var_os(&key).is_none() {
+                        std::env::set_var(key, value);
+                    }
+                }
+            }
+            Err(e) => fail(&e),
+        }
     }
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => fail(&anyhow::Error::from(e).context("starting the async runtime")),
+    };
+    if let Err(e) = runtime.block_on(run(cli)) {
+        fail(&e);
+    }
+}
+
+fn fail(e: &anyhow::Error) -> ! {
+    let message = report(e);
+    tracing::error!(error = %message, "fleuve stopped");
+    eprintln!("fleuve: {message}");
+    std::process::exit(1);
 }
 
 /// The error and its causes on one line, leaving out causes whose text the line already
@@ -248,6 +287,10 @@ async fn run(cli: Cli) -> Result<()> {
             scopes,
             ttl_secs,
         } => return print_token(&sub, &scopes, ttl_secs),
+        Command::Config { listen } => {
+            print_config(common, &listen);
+            return Ok(());
+        }
         Command::Registry { listen } => {
             start_registry(common, listen.registry_addr, &shutdown, &mut tasks).await?;
         }
@@ -481,6 +524,33 @@ fn authenticator(common: &Common) -> Result<Option<Authenticator>> {
             "no JWT key configured: set FLEUVE_JWT_HS256_SECRET, FLEUVE_JWT_RS256_PUBLIC_KEY_FILE \
              or FLEUVE_JWT_JWKS_FILE (or pass --no-auth for a local, unauthenticated setup)"
         ),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn print_config(common: &Common, listen: &Listen) {
+    let file = common
+        .config
+        .as_ref()
+        .map_or_else(|| "(none)".to_owned(), |p| p.display().to_string());
+    println!("# configuration file: {file}");
+    println!("brokers = {:?}", common.brokers);
+    println!("registry_url = {:?}", common.registry_url);
+    println!("store = {:?}", common.store);
+    println!("partitions = {}", common.partitions);
+    println!("delivery_timeout_ms = {}", common.delivery_timeout_ms);
+    println!("no_auth = {}", common.no_auth);
+    println!("query_addr = \"{}\"", listen.query_addr);
+    println!("registry_addr = \"{}\"", listen.registry_addr);
+    println!("ingest_addr = \"{}\"", listen.ingest_addr);
+    println!("processor_addr = \"{}\"", listen.processor_addr);
+    for key in config_file::KEYS.iter().filter(|k| k.starts_with("jwt_")) {
+        let var = format!("FLEUVE_{}", key.to_ascii_uppercase());
+        match std::env::var(&var) {
+            Ok(_) if key.ends_with("secret") => println!("{key} = \"(set, hidden)\""),
+            Ok(v) => println!("{key} = {v:?}"),
+            Err(_) => {}
+        }
     }
 }
 

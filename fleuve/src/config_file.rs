@@ -1,0 +1,126 @@
+//! The configuration file: the layer between the built-in defaults and the environment.
+//!
+//! Precedence, lowest first: defaults < file < `FLEUVE_*` environment variables < flags.
+//! The file is TOML, named by `--config FILE` or `FLEUVE_CONFIG`; each key is a setting's
+//! flag name with `_` for `-` (`brokers`, `registry_url`, `query_addr`, …) or one of the
+//! JWT settings (`jwt_hs256_secret`, `jwt_rs256_public_key_file`, `jwt_jwks_file`,
+//! `jwt_issuer`, `jwt_audience`, `jwt_leeway_secs`):
+//!
+//! ```toml
+//! brokers = "kafka-0.kafka:9092,kafka-1.kafka:9092"
+//! registry_url = "http://registry:8081"
+//! store = "embedded:///data/projections"
+//! partitions = 12
+//! query_addr = "0.0.0.0:8080"
+//! ```
+//!
+//! A key is applied as its `FLEUVE_<KEY>` environment variable unless that variable is
+//! already set, before the command line is parsed, so environment and flags win. Unknown keys
+//! and values that are not strings, integers or booleans are errors naming the key and file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+/// Keys the file accepts (each becomes `FLEUVE_<KEY>`).
+pub const KEYS: &[&str] = &[
+    "brokers",
+    "registry_url",
+    "store",
+    "partitions",
+    "delivery_timeout_ms",
+    "no_auth",
+    "query_addr",
+    "registry_addr",
+    "ingest_addr",
+    "processor_addr",
+    "jwt_hs256_secret",
+    "jwt_rs256_public_key_file",
+    "jwt_jwks_file",
+    "jwt_issuer",
+    "jwt_audience",
+    "jwt_leeway_secs",
+];
+
+/// The file named by `--config FILE` / `--config=FILE` in `args`, else by `FLEUVE_CONFIG`.
+pub fn path_from(args: &[String]) -> Option<PathBuf> {
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == "--config" {
+            return iter.next().map(PathBuf::from);
+        }
+        if let Some(p) = arg.strip_prefix("--config=") {
+            return Some(PathBuf::from(p));
+        }
+    }
+    std::env::var_os("FLEUVE_CONFIG").map(PathBuf::from)
+}
+
+/// The `(FLEUVE_<KEY>, value)` pairs of the file.
+pub fn read(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the configuration file {}", path.display()))?;
+    parse(&text).with_context(|| format!("in the configuration file {}", path.display()))
+}
+
+fn parse(text: &str) -> Result<Vec<(String, String)>> {
+    let table: toml::Table = text.parse().context("not valid TOML")?;
+    let mut out = Vec::with_capacity(table.len());
+    for (key, value) in table {
+        if !KEYS.contains(&key.as_str()) {
+            bail!("unknown key `{key}`; known keys: {}", KEYS.join(", "));
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => bail!(
+                "`{key}` must be a string, an integer or a boolean, not {}",
+                other.type_str()
+            ),
+        };
+        out.push((format!("FLEUVE_{}", key.to_ascii_uppercase()), value));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_become_fleuve_variables() {
+        let vars = parse("brokers = \"k:9092\"\npartitions = 12\nno_auth = true\n").unwrap();
+        assert_eq!(
+            vars,
+            [
+                ("FLEUVE_BROKERS".to_owned(), "k:9092".to_owned()),
+                ("FLEUVE_NO_AUTH".to_owned(), "true".to_owned()),
+                ("FLEUVE_PARTITIONS".to_owned(), "12".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let e = format!("{:#}", parse("brokrs = \"x\"").unwrap_err());
+        assert!(e.contains("unknown key `brokrs`"), "{e}");
+        let e = format!("{:#}", parse("partitions = [1]").unwrap_err());
+        assert!(e.contains("`partitions` must be a string"), "{e}");
+        let e = format!("{:#}", parse("brokers = ").unwrap_err());
+        assert!(e.contains("not valid TOML"), "{e}");
+    }
+
+    #[test]
+    fn the_path_comes_from_the_flag() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            path_from(&args(&["fleuve", "--config", "a.toml", "run"])),
+            Some("a.toml".into())
+        );
+        assert_eq!(
+            path_from(&args(&["fleuve", "--config=b.toml"])),
+            Some("b.toml".into())
+        );
+    }
+}

@@ -6,35 +6,23 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use fleuve_kafka::Position;
-use fleuve_producers::ingest::{self, IngestConfig};
-use fleuve_producers::{Publisher, PublisherConfig};
-use fleuve_service::AlwaysReady;
+use fleuve_producers::ingest::IngestConfig;
 use fleuve_testkit::Kafka;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-const BATCH: &str = "/v1/events:batch";
+mod common;
+use common::app_with;
 
-fn app_with(kafka: &Kafka, config: IngestConfig, delivery_timeout: Duration) -> Router {
-    let publisher = PublisherConfig::new(
-        kafka.config().with_delivery_timeout(delivery_timeout),
-        &kafka.registry_url,
-        "test",
-    );
-    ingest::router(
-        Publisher::new(publisher).unwrap(),
-        config,
-        Arc::new(AlwaysReady),
-    )
-}
+const BATCH: &str = "/v1/events:batch";
 
 fn app(kafka: &Kafka) -> Router {
     app_with(kafka, IngestConfig::default(), Duration::from_secs(5))

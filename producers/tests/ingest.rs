@@ -19,17 +19,10 @@ use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+mod common;
+
 fn app(kafka: &Kafka, delivery_timeout: Duration) -> Router {
-    let config = PublisherConfig::new(
-        kafka.config().with_delivery_timeout(delivery_timeout),
-        &kafka.registry_url,
-        "test",
-    );
-    ingest::router(
-        Publisher::new(config).unwrap(),
-        IngestConfig::default(),
-        Arc::new(AlwaysReady),
-    )
+    common::app_with(kafka, IngestConfig::default(), delivery_timeout)
 }
 
 async fn send(

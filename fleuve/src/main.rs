@@ -34,7 +34,7 @@ use fleuve_projections::Store;
 use fleuve_query_api::QueryConfig;
 use fleuve_registry::{Registry, RegistryConfig};
 use fleuve_service::auth::{mint_hs256, AuthConfig, Authenticator};
-use fleuve_service::{AlwaysReady, Readiness, ReadyFlag};
+use fleuve_service::{Readiness, ReadyFlag};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -306,10 +306,10 @@ async fn run(cli: Cli) -> Result<()> {
             }
             create_topics(common).await?;
             let store = open_store(common).await?;
-            start_processor(common, &name, store, &shutdown, &mut tasks)?;
+            let readiness = start_processor(common, &name, store, &shutdown, &mut tasks)?;
             serve(
                 listen.processor_addr,
-                ops_only(Arc::new(AlwaysReady)),
+                ops_only(readiness),
                 &shutdown,
                 &mut tasks,
                 "processor",
@@ -588,7 +588,7 @@ fn start_processor(
     store: Arc<dyn Store>,
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<Result<()>>,
-) -> Result<()> {
+) -> Result<Arc<ReadyFlag>> {
     let Some(handler) = fleuve_processors::handlers::by_name(name, store) else {
         bail!(
             "unknown processor `{name}`; known processors: {}",
@@ -600,9 +600,10 @@ fn start_processor(
         &common.registry_url,
     );
     let processor = Processor::new(config, handler)?;
+    let readiness = processor.readiness();
     let token = shutdown.clone();
     tasks.spawn(async move { processor.run(token).await.map_err(anyhow::Error::from) });
-    Ok(())
+    Ok(readiness)
 }
 
 async fn start_query(

@@ -13,6 +13,7 @@ use fleuve_processors::runtime::{Processor, ProcessorConfig};
 use fleuve_producers::{Publisher, PublisherConfig};
 use fleuve_projections::{PageRequest, Store};
 use fleuve_schemas::{Event, PlaybackProgressed};
+use fleuve_service::Readiness;
 use fleuve_testkit::Kafka;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schema_registry_converter::async_impl::avro::AvroEncoder;
@@ -76,6 +77,8 @@ async fn run_until(
     config.batch_max_wait = Duration::from_millis(10);
     let processor =
         Processor::new(config, Arc::new(UserProgress::new(Arc::clone(&store)))).unwrap();
+    let readiness = processor.readiness();
+    assert!(readiness.ready().is_err(), "ready before it runs");
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
     let task = tokio::spawn(async move { processor.run(token).await.unwrap() });
@@ -93,6 +96,7 @@ async fn run_until(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+    assert_eq!(readiness.ready(), Ok(()), "not ready while consuming");
     (shutdown, task)
 }
 

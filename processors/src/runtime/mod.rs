@@ -29,6 +29,7 @@ use apache_avro::types::Value;
 use async_trait::async_trait;
 use fleuve_kafka::{KafkaConfig, KafkaError as FleuveKafkaError};
 use fleuve_projections::{Checkpoint, StoreError};
+use fleuve_service::ReadyFlag;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
@@ -206,6 +207,7 @@ pub struct Processor {
     consumer: StreamConsumer<RebalanceContext>,
     decoder: AvroDecoder,
     dlq: dlq::DeadLetters,
+    readiness: Arc<ReadyFlag>,
 }
 
 impl std::fmt::Debug for Processor {
@@ -249,9 +251,16 @@ impl Processor {
             handler,
             decoder: AvroDecoder::new(settings),
             dlq,
+            readiness: Arc::new(ReadyFlag::not_ready("the processor has not started")),
             consumer,
             config,
         })
+    }
+
+    /// Ready while the processor consumes; not ready before it starts and once it has
+    /// stopped (with the reason). Serve it on `/readyz`.
+    pub fn readiness(&self) -> Arc<ReadyFlag> {
+        Arc::clone(&self.readiness)
     }
 
     /// The dead-letter topic of this processor.
@@ -273,10 +282,22 @@ impl Processor {
             source,
         })?;
         tracing::info!(processor = name, topics = ?self.handler.topics(), "processor started");
+        self.readiness.set(Ok(()));
+        let result = self.consume(&shutdown).await;
+        self.readiness.set(Err(match &result {
+            Ok(()) => "the processor has stopped".to_owned(),
+            Err(e) => format!("the processor has stopped: {e}"),
+        }));
+        result
+    }
+
+    /// The batch loop, until shutdown or a permanent error.
+    async fn consume(&self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
+        let name = self.handler.name();
         let mut cursors: HashMap<(String, i32), Cursor> = HashMap::new();
         let mut seen_generation = u64::MAX;
         loop {
-            let Some(batch) = self.poll_batch(&shutdown).await? else {
+            let Some(batch) = self.poll_batch(shutdown).await? else {
                 break;
             };
             let generation = self.consumer.context().generation.load(Ordering::SeqCst);
@@ -285,12 +306,12 @@ impl Processor {
                 cursors.clear();
                 seen_generation = generation;
             }
-            match self.position_assigned(&mut cursors, &shutdown).await {
+            match self.position_assigned(&mut cursors, shutdown).await {
                 Ok(()) => {}
                 Err(ProcessorError::Interrupted { .. }) => break,
                 Err(e) => return Err(e),
             }
-            match self.process(batch, &mut cursors, &shutdown).await {
+            match self.process(batch, &mut cursors, shutdown).await {
                 Ok(()) => {}
                 Err(ProcessorError::Interrupted { .. }) => break,
                 Err(e) => return Err(e),

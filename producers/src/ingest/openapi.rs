@@ -226,17 +226,21 @@ fn security() -> Json {
 /// The error responses every `/v1` operation may give, by status.
 const ERROR_STATUSES: [&str; 8] = ["400", "401", "403", "404", "413", "415", "429", "503"];
 
+/// A JSON response whose body is the component schema `schema`, with a `Retry-After` header
+/// when `retry`.
+fn response(description: &str, schema: &str, retry: bool) -> Json {
+    let mut r = json!({
+        "description": description,
+        "content": {"application/json": {"schema": reference(schema)}},
+    });
+    if retry {
+        r["headers"] = json!({"Retry-After": {"$ref": "#/components/headers/Retry-After"}});
+    }
+    r
+}
+
 fn error_responses() -> Json {
-    let error = |description: &str, retry: bool| {
-        let mut r = json!({
-            "description": description,
-            "content": {"application/json": {"schema": reference("Error")}},
-        });
-        if retry {
-            r["headers"] = json!({"Retry-After": {"$ref": "#/components/headers/Retry-After"}});
-        }
-        r
-    };
+    let error = |description: &str, retry: bool| response(description, "Error", retry);
     json!({
         "400": error("`invalid_json`: the body is not JSON. `invalid_event`: a field breaks the \
                       schema or a rule; `field` names it.", false),
@@ -323,16 +327,7 @@ fn any_event_path() -> Json {
 }
 
 fn batch_path(config: &IngestConfig) -> Json {
-    let results = |description: &str, retry: bool| {
-        let mut r = json!({
-            "description": description,
-            "content": {"application/json": {"schema": reference("BatchResults")}},
-        });
-        if retry {
-            r["headers"] = json!({"Retry-After": {"$ref": "#/components/headers/Retry-After"}});
-        }
-        r
-    };
+    let results = |description: &str, retry: bool| response(description, "BatchResults", retry);
     json!({
         "post": {
             "operationId": "publishBatch",

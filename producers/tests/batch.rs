@@ -15,38 +15,15 @@ use axum::Router;
 use fleuve_kafka::Position;
 use fleuve_producers::ingest::IngestConfig;
 use fleuve_testkit::Kafka;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 mod common;
-use common::app_with;
+use common::{app_with, call, Reply};
 
 const BATCH: &str = "/v1/events:batch";
 
 fn app(kafka: &Kafka) -> Router {
     app_with(kafka, IngestConfig::default(), Duration::from_secs(5))
-}
-
-struct Reply {
-    status: StatusCode,
-    body: Value,
-    retry_after: Option<String>,
-}
-
-async fn call(app: &Router, req: Request<Body>) -> Reply {
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    Reply {
-        status,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        retry_after,
-    }
 }
 
 async fn post(app: &Router, path: &str, body: impl Into<Vec<u8>>) -> Reply {

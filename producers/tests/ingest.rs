@@ -35,18 +35,8 @@ async fn send(
         .header("content-type", content_type)
         .body(Body::from(body))
         .unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        retry_after,
-    )
+    let reply = common::call(app, req).await;
+    (reply.status, reply.body, reply.retry_after)
 }
 
 fn valid() -> Value {

@@ -263,7 +263,8 @@ fn error_responses() -> Json {
     })
 }
 
-fn event_path(spec: &EventSpec) -> Json {
+/// The answers of a single-event publish: 202 and every error status.
+fn single_event_responses() -> Map<String, Json> {
     let mut responses = Map::new();
     responses.insert(
         "202".to_owned(),
@@ -275,6 +276,11 @@ fn event_path(spec: &EventSpec) -> Json {
     for status in ERROR_STATUSES.iter().chain(&["500"]) {
         responses.insert((*status).to_owned(), response_ref(status));
     }
+    responses
+}
+
+fn event_path(spec: &EventSpec) -> Json {
+    let responses = single_event_responses();
     json!({
         "post": {
             "operationId": format!("publish{}", spec.name),
@@ -291,17 +297,7 @@ fn event_path(spec: &EventSpec) -> Json {
 }
 
 fn any_event_path() -> Json {
-    let mut responses = Map::new();
-    responses.insert(
-        "202".to_owned(),
-        json!({
-            "description": "The event is durably in Kafka.",
-            "content": {"application/json": {"schema": reference("Accepted")}},
-        }),
-    );
-    for status in ERROR_STATUSES.iter().chain(&["500"]) {
-        responses.insert((*status).to_owned(), response_ref(status));
-    }
+    let responses = single_event_responses();
     let known: Vec<&str> = fleuve_schemas::catalog().iter().map(|s| s.name).collect();
     json!({
         "post": {

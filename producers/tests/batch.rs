@@ -407,8 +407,7 @@ async fn a_saturated_service_answers_429_at_once_then_recovers() {
     let (head, tail) = body.split_at(10);
 
     // Two requests whose bodies are still arriving hold the two slots.
-    let mut held = Vec::new();
-    for _ in 0..2 {
+    let hold = || {
         let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, Infallible>>();
         tx.unbounded_send(Ok(Bytes::copy_from_slice(head))).unwrap();
         let req = Request::post("/v1/events/PlaybackProgressed")
@@ -417,12 +416,27 @@ async fn a_saturated_service_answers_429_at_once_then_recovers() {
             .unwrap();
         let app = app.clone();
         let task = tokio::spawn(async move { call(&app, req).await });
-        held.push((tx, task));
-    }
+        (tx, task)
+    };
+    let mut held = vec![hold(), hold()];
 
     // Any /v1 request is now refused at once (a cheap one: 404 when the service has room).
     let deadline = Instant::now() + Duration::from_secs(10);
     let reply = loop {
+        // A probe may have held a slot while a held request arrived, which was then
+        // (rightly) refused: send that one again.
+        for slot in &mut held {
+            if slot.1.is_finished() {
+                let (_, task) = std::mem::replace(slot, hold());
+                let refused = task.await.unwrap();
+                assert_eq!(
+                    refused.status,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "{}",
+                    refused.body
+                );
+            }
+        }
         let reply = post(&app, "/v1/events/NoSuchType", "{}").await;
         if reply.status == StatusCode::TOO_MANY_REQUESTS {
             break reply;

@@ -4,7 +4,7 @@
 //! fleuve run                 # everything on one machine: registry, ingest, processors, query API
 //! fleuve registry            # the schema registry            (default 127.0.0.1:8081)
 //! fleuve ingest              # the HTTP ingest service        (default 127.0.0.1:8082)
-//! fleuve process <name>      # one processor (user_progress)  (ops on 127.0.0.1:8083)
+//! fleuve process <name>      # one processor (user_progress, bookmarks, catalog, orders, inventory)  (ops on 127.0.0.1:8083)
 //! fleuve query               # the query API                  (default 127.0.0.1:8080)
 //! fleuve topics create       # create the platform's topics (idempotent)
 //! fleuve schemas check       # are the .avsc files compatible with their earlier versions?
@@ -132,10 +132,11 @@ enum Command {
         #[command(flatten)]
         listen: Listen,
     },
-    /// Run one processor.
+    /// Run processors: one, several, or `all`, sharing one store and one ops endpoint.
     Process {
-        /// Processor name (one of: user_progress).
-        name: String,
+        /// Processor names (user_progress, bookmarks, catalog, orders, inventory) or `all`.
+        #[arg(required = true)]
+        names: Vec<String>,
         #[command(flatten)]
         listen: Listen,
     },
@@ -297,19 +298,23 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ingest { listen } => {
             start_ingest(common, listen.ingest_addr, &shutdown, &mut tasks).await?;
         }
-        Command::Process { name, listen } => {
-            if !fleuve_processors::handlers::NAMES.contains(&name.as_str()) {
-                bail!(
-                    "unknown processor `{name}`; known processors: {}",
-                    fleuve_processors::handlers::NAMES.join(", ")
-                );
-            }
+        Command::Process { names, listen } => {
+            let names = processor_names(&names)?;
             create_topics(common).await?;
             let store = open_store(common).await?;
-            let readiness = start_processor(common, &name, store, &shutdown, &mut tasks)?;
+            let mut flags = Vec::with_capacity(names.len());
+            for name in names {
+                flags.push(start_processor(
+                    common,
+                    name,
+                    Arc::clone(&store),
+                    &shutdown,
+                    &mut tasks,
+                )?);
+            }
             serve(
                 listen.processor_addr,
-                ops_only(readiness),
+                ops_only(Arc::new(AllReady(flags))),
                 &shutdown,
                 &mut tasks,
                 "processor",
@@ -582,6 +587,41 @@ fn spawn_broker_check(kafka: KafkaConfig, flag: Arc<ReadyFlag>, shutdown: Cancel
     });
 }
 
+/// The processors named on the command line (`all` for every one), each once, in the
+/// order given.
+fn processor_names(names: &[String]) -> Result<Vec<&'static str>> {
+    let known = fleuve_processors::handlers::NAMES;
+    let mut out: Vec<&'static str> = Vec::new();
+    for name in names {
+        let add: Vec<&'static str> = if name == "all" {
+            known.to_vec()
+        } else {
+            match known.iter().find(|k| **k == name.as_str()) {
+                Some(k) => vec![*k],
+                None => bail!(
+                    "unknown processor `{name}`; known processors: {}, or `all`",
+                    known.join(", ")
+                ),
+            }
+        };
+        for n in add {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Ready when every processor is; otherwise the first reason.
+struct AllReady(Vec<Arc<ReadyFlag>>);
+
+impl Readiness for AllReady {
+    fn ready(&self) -> Result<(), String> {
+        self.0.iter().try_for_each(|f| f.ready())
+    }
+}
+
 fn start_processor(
     common: &Common,
     name: &str,
@@ -589,7 +629,7 @@ fn start_processor(
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<Result<()>>,
 ) -> Result<Arc<ReadyFlag>> {
-    let Some(handler) = fleuve_processors::handlers::by_name(name, store) else {
+    let Some(handler) = fleuve_processors::handlers::by_name(name) else {
         bail!(
             "unknown processor `{name}`; known processors: {}",
             fleuve_processors::handlers::NAMES.join(", ")
@@ -599,7 +639,7 @@ fn start_processor(
         common.kafka(&format!("fleuve-{name}")),
         &common.registry_url,
     );
-    let processor = Processor::new(config, handler)?;
+    let processor = Processor::new(config, handler, store)?;
     let readiness = processor.readiness();
     let token = shutdown.clone();
     tasks.spawn(async move { processor.run(token).await.map_err(anyhow::Error::from) });

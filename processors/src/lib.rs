@@ -8,20 +8,24 @@
 //!   committed offset is ahead. Events that cannot be decoded or that the handler rejects go
 //!   to `dlq.<processor>` with the reason in headers; transient store or registry errors are
 //!   retried with backoff, never skipped.
-//! * [`handlers`]: one folder per processor. `user_progress` builds the user progress
-//!   projection from `PlaybackProgressed`.
+//! * [`handlers`]: one folder per processor (`user_progress`, `bookmarks`, `catalog`,
+//!   `orders`, `inventory`), each folding its events into its read model of
+//!   `fleuve_projections`; a handler reads the rows it needs once per batch and returns the
+//!   writes, or the reason it rejects an event. The catalogue's also has a timer, which opens
+//!   and closes availability windows with no event.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use fleuve_kafka::KafkaConfig;
-//! use fleuve_processors::handlers::UserProgress;
+//! use fleuve_processors::handlers;
 //! use fleuve_processors::runtime::{Processor, ProcessorConfig};
 //!
 //! let store = fleuve_projections::open("embedded://var/projections").await?;
 //! let config = ProcessorConfig::new(KafkaConfig::new("127.0.0.1:9092"), "http://127.0.0.1:8081");
 //! let shutdown = tokio_util::sync::CancellationToken::new();
-//! Processor::new(config, Arc::new(UserProgress::new(store)))?.run(shutdown).await?;
+//! let handler = handlers::by_name("user_progress").expect("a known processor");
+//! Processor::new(config, handler, store)?.run(shutdown).await?;
 //! # Ok(()) }
 //! ```
 

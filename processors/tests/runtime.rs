@@ -11,7 +11,7 @@ use apache_avro::types::Value;
 use fleuve_processors::handlers::UserProgress;
 use fleuve_processors::runtime::{Processor, ProcessorConfig};
 use fleuve_producers::{Publisher, PublisherConfig};
-use fleuve_projections::{PageRequest, Store};
+use fleuve_projections::{progress, PageRequest, Store};
 use fleuve_schemas::{Event, PlaybackProgressed};
 use fleuve_service::Readiness;
 use fleuve_testkit::Kafka;
@@ -75,8 +75,7 @@ async fn run_until(
     let kafka_config = kafka.config().set("session.timeout.ms", "6000");
     let mut config = ProcessorConfig::new(kafka_config, &kafka.registry_url);
     config.batch_max_wait = Duration::from_millis(10);
-    let processor =
-        Processor::new(config, Arc::new(UserProgress::new(Arc::clone(&store)))).unwrap();
+    let processor = Processor::new(config, Arc::new(UserProgress), Arc::clone(&store)).unwrap();
     let readiness = processor.readiness();
     assert!(readiness.ready().is_err(), "ready before it runs");
     let shutdown = CancellationToken::new();
@@ -85,7 +84,7 @@ async fn run_until(
     let deadline = Instant::now() + Duration::from_secs(60);
     for ((user, content), position) in expected {
         loop {
-            let row = store.get_progress(user, content).await.unwrap();
+            let row = progress::get(&*store, user, content).await.unwrap();
             if row.as_ref().map(|r| r.position_ms) == Some(*position) {
                 break;
             }
@@ -186,9 +185,11 @@ async fn poison_goes_to_the_dlq_and_the_store_checkpoint_is_the_truth() {
         Some(&b"definitely not avro"[..]),
         "the dead letter keeps the original bytes"
     );
-    assert!(store.get_progress("u-1", "c-9").await.unwrap().is_none());
-    let listed = store
-        .list_progress("u-1", PageRequest::first(100))
+    assert!(progress::get(&*store, "u-1", "c-9")
+        .await
+        .unwrap()
+        .is_none());
+    let listed = progress::list(&*store, "u-1", &PageRequest::first(100))
         .await
         .unwrap();
     assert_eq!(
@@ -217,14 +218,96 @@ async fn poison_goes_to_the_dlq_and_the_store_checkpoint_is_the_truth() {
     shutdown.cancel();
     task.await.unwrap();
     for user in ["u-0", "u-1", "u-2"] {
-        let a = store
-            .list_progress(user, PageRequest::first(100))
+        let a = progress::list(&*store, user, &PageRequest::first(100))
             .await
             .unwrap();
-        let b = fresh
-            .list_progress(user, PageRequest::first(100))
+        let b = progress::list(&*fresh, user, &PageRequest::first(100))
             .await
             .unwrap();
         assert_eq!(a.items, b.items, "rebuilt projection differs for {user}");
     }
+}
+
+/// A handler with a timer: every tick writes the tick's time, with no event at all.
+#[derive(Debug)]
+struct Ticker;
+
+#[async_trait::async_trait]
+impl fleuve_processors::runtime::Handler for Ticker {
+    fn name(&self) -> &'static str {
+        "ticker"
+    }
+    fn topics(&self) -> &'static [&'static str] {
+        &["user-activity"]
+    }
+    fn wants(&self, _: &str) -> bool {
+        false
+    }
+    async fn fold(
+        &self,
+        _: &dyn Store,
+        _: &[fleuve_processors::runtime::Incoming],
+    ) -> Result<fleuve_processors::runtime::Fold, fleuve_projections::StoreError> {
+        Ok(fleuve_processors::runtime::Fold::default())
+    }
+    fn timer(&self) -> Option<Duration> {
+        Some(Duration::from_millis(50))
+    }
+    async fn on_timer(
+        &self,
+        _: &dyn Store,
+        now_ms: i64,
+    ) -> Result<fleuve_projections::Writes, fleuve_projections::StoreError> {
+        Ok(vec![fleuve_projections::Write::Put {
+            table: "ticks",
+            pk: "ticker".into(),
+            ck: fleuve_projections::paging::asc_i64(now_ms),
+            value: now_ms.to_string().into_bytes(),
+            ts: now_ms,
+        }]
+        .into())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_run_without_events_and_lag_is_reported() {
+    let kafka = Kafka::start().await;
+    kafka.create_topic("dlq.ticker", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let store = fleuve_projections::open(&format!("embedded://{}", dir.path().display()))
+        .await
+        .unwrap();
+    let mut config = ProcessorConfig::new(
+        kafka.config().set("session.timeout.ms", "6000"),
+        &kafka.registry_url,
+    );
+    config.statistics_interval = Duration::from_millis(100);
+    let processor = Processor::new(config, Arc::new(Ticker), Arc::clone(&store)).unwrap();
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move { processor.run(token).await.unwrap() });
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ticks = store.scan("ticks", "ticker", None, 100).await.unwrap();
+        let lag_reported = prometheus::gather().iter().any(|family| {
+            family.name() == "fleuve_processor_lag_events"
+                && family.get_metric().iter().any(|m| {
+                    m.get_label()
+                        .iter()
+                        .any(|l| l.name() == "processor" && l.value() == "ticker")
+                })
+        });
+        if ticks.len() >= 3 && lag_reported {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after 30 s: {} timer writes, lag reported: {lag_reported}",
+            ticks.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    task.await.unwrap();
 }

@@ -1,32 +1,67 @@
 //! Read projections: the models fronts read, the [`Store`] trait that holds them, and its
 //! backends.
 //!
-//! Every projection is derived from Kafka and can be rebuilt from the log. A processor
-//! applies a [`ProgressBatch`] — the rows and the per-partition checkpoints that go with them —
-//! atomically, so a crash never leaves data ahead of or behind its checkpoint. Applies are
-//! idempotent: a row only replaces one with an older [`EventVersion`] (last write wins on
-//! event time, then log offset), so redelivered events change nothing.
+//! Every projection is derived from Kafka and can be rebuilt from the log. A store holds
+//! tables of partitioned, ordered rows ([`Write`], [`Row`]) and the checkpoints of the
+//! processors that write them; a processor applies a [`WriteBatch`] — its writes and the
+//! per-partition checkpoints that go with them — in one call. The read models, one module
+//! each, name their tables, define their rows and offer typed reads:
+//!
+//! | module | processor | what fronts read |
+//! | --- | --- | --- |
+//! | [`progress`] | `user_progress` | progress per (user, content); the continue-watching list |
+//! | [`bookmarks`] | `bookmarks` | bookmarks per user |
+//! | [`catalog`] | `catalog` | publishable contents by id; a programme's seasons and episodes |
+//! | [`orders`] | `orders` | orders by id with their status timeline; by buyer; by seller |
+//! | [`inventory`] | `inventory` | stock per sku |
+//!
+//! [`Staging`] is the read-before-write helper processors fold batches with; [`paging`]
+//! turns partitions into pages with opaque cursors.
 //!
 //! Backends are chosen by URL with [`open`]:
 //!
 //! | URL | backend | feature |
 //! | --- | --- | --- |
 //! | `embedded:///abs/path` or `embedded://rel/path` | [`embedded::EmbeddedStore`] (fjall) | `embedded` (default) |
-//! | `scylla://host:9042/keyspace` | ScyllaDB | not available yet: [`StoreError::FeatureNotEnabled`] |
+//! | `scylla://host:9042,host2/keyspace?replication_factor=3&local_dc=dc1` | [`scylla::ScyllaStore`] (ScyllaDB) | `scylla` (default) |
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), fleuve_projections::StoreError> {
-//! use fleuve_projections::{open, PageRequest};
+//! use fleuve_projections::{open, progress, PageRequest};
 //! let store = open("embedded://var/projections").await?;
-//! let page = store.list_progress("u-1", PageRequest::first(20)).await?;
-//! for p in page.items { println!("{} at {} ms", p.content_id, p.position_ms); }
+//! let page = progress::continue_watching(&*store, "u-1", &PageRequest::first(20)).await?;
+//! for item in page.items { println!("{} at {} ms", item.content_id, item.position_ms); }
 //! # Ok(()) }
 //! ```
 
+pub mod bookmarks;
+pub mod catalog;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod inventory;
 mod model;
+pub mod orders;
+pub mod paging;
+pub mod progress;
+#[cfg(feature = "scylla")]
+pub mod scylla;
+mod staging;
 mod store;
 
-pub use model::{Checkpoint, EventVersion, Page, PageRequest, Progress, ProgressBatch};
-pub use store::{open, Store, StoreError};
+pub use model::{stamp, Checkpoint, Page, PageRequest};
+pub use staging::Staging;
+pub use store::{open, Row, Store, StoreError, TableRow, Write, WriteBatch, Writes};
+
+/// Every table of every read model, for tools that walk them all (dumps, comparisons).
+pub fn tables() -> impl Iterator<Item = &'static str> {
+    [
+        progress::TABLES,
+        bookmarks::TABLES,
+        catalog::TABLES,
+        orders::TABLES,
+        inventory::TABLES,
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
+}

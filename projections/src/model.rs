@@ -1,29 +1,5 @@
 use serde::{Deserialize, Serialize};
 
-/// Orders two writes of the same row: event time first, then the log offset. Redelivering
-/// an event yields the same version, so applying it again is a no-op.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct EventVersion {
-    /// `occurred_at` of the event, milliseconds since the Unix epoch.
-    pub occurred_at_ms: i64,
-    /// Offset of the event in its partition.
-    pub offset: i64,
-}
-
-/// A user's playback progress on one content: the `user_progress` projection's row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Progress {
-    pub user_id: String,
-    pub content_id: String,
-    pub position_ms: i64,
-    pub duration_ms: i64,
-    pub device: String,
-    /// Id of the event that wrote this row.
-    pub event_id: String,
-    /// Which write this is, for last-write-wins.
-    pub version: EventVersion,
-}
-
 /// Where a processor is in one partition: the next offset to read.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -31,16 +7,6 @@ pub struct Checkpoint {
     pub partition: i32,
     /// The offset of the next event to apply (last applied + 1).
     pub next_offset: i64,
-}
-
-/// Rows and checkpoints applied together, atomically.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProgressBatch {
-    /// Name of the projection whose checkpoints these are (for example `user_progress`).
-    pub projection: String,
-    /// Rows in log order; later ones win over earlier ones with a lower version.
-    pub upserts: Vec<Progress>,
-    pub checkpoints: Vec<Checkpoint>,
 }
 
 /// Which page of a list to read.
@@ -66,4 +32,14 @@ impl PageRequest {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
+}
+
+/// The write timestamp of a row written by the event at `offset`, `phase` telling apart
+/// the writes one event may cause at different times (0 when the event is applied, 1 and 2
+/// for later timer-driven changes such as a window opening then closing). Grows with the
+/// offset, so a row's writes, which all come from one partition, carry growing timestamps.
+pub fn stamp(offset: i64, phase: u8) -> i64 {
+    offset
+        .saturating_mul(4)
+        .saturating_add(i64::from(phase & 3))
 }

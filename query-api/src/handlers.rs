@@ -4,7 +4,8 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
-use fleuve_projections::{Page, PageRequest, Progress, StoreError};
+use fleuve_projections::progress::{self, Progress};
+use fleuve_projections::{Page, PageRequest, StoreError};
 use fleuve_service::ApiError;
 use serde::{Deserialize, Serialize};
 
@@ -169,9 +170,7 @@ pub(crate) async fn get_progress(
     let Path((user_id, content_id)) = path.map_err(path_error)?;
     validate_id("user_id", &user_id)?;
     validate_id("content_id", &content_id)?;
-    match state
-        .store
-        .get_progress(&user_id, &content_id)
+    match progress::get(&*state.store, &user_id, &content_id)
         .await
         .map_err(store_error)?
     {
@@ -206,11 +205,10 @@ pub(crate) async fn list_progress(
         state.config.max_limit,
     )?;
     let cursor = params.cursor.filter(|c| !c.is_empty());
-    let Page { items, next_cursor } = state
-        .store
-        .list_progress(&user_id, PageRequest { limit, cursor })
-        .await
-        .map_err(store_error)?;
+    let Page { items, next_cursor } =
+        progress::list(&*state.store, &user_id, &PageRequest { limit, cursor })
+            .await
+            .map_err(store_error)?;
     Ok(Json(ProgressList {
         items: items
             .into_iter()

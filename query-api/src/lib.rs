@@ -9,7 +9,7 @@
 //! | method and path | answer |
 //! | --- | --- |
 //! | `GET /v1/users/{user_id}/progress/{content_id}` | one progress row |
-//! | `GET /v1/users/{user_id}/progress?limit=&cursor=` | a user's rows, most recently updated first, one page |
+//! | `GET /v1/users/{user_id}/progress?limit=&cursor=` | a user's rows, by content id, one page |
 //! | `GET /metrics` | Prometheus metrics |
 //! | `GET /healthz` | `200` while the process runs |
 //! | `GET /readyz` | `200` when the store answered its last ping (every second), else `503` |

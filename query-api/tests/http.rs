@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use fleuve_projections::embedded::EmbeddedStore;
-use fleuve_projections::{EventVersion, Progress, ProgressBatch, Store};
+use fleuve_projections::progress::{EventVersion, Progress, PROGRESS};
+use fleuve_projections::{Store, StoreError, Write, WriteBatch};
 use fleuve_query_api::{router, QueryConfig};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -50,10 +51,20 @@ fn progress(user: &str, content: &str, at: i64, position_ms: i64) -> Progress {
 }
 
 async fn seed(store: &Arc<dyn Store>, rows: Vec<Progress>) {
+    let writes: Vec<Write> = rows
+        .iter()
+        .map(|p| Write::Put {
+            table: PROGRESS,
+            pk: p.user_id.clone(),
+            ck: p.content_id.clone(),
+            value: serde_json::to_vec(p).unwrap(),
+            ts: p.version.offset,
+        })
+        .collect();
     store
-        .apply(ProgressBatch {
+        .apply(WriteBatch {
             projection: "user_progress".into(),
-            upserts: rows,
+            writes: writes.into(),
             checkpoints: vec![],
         })
         .await
@@ -174,7 +185,7 @@ async fn missing_progress_is_404_naming_user_and_content() {
 }
 
 #[tokio::test]
-async fn list_progress_most_recent_first() {
+async fn list_progress_by_content_id() {
     let app = app().await;
     seed(
         &app.store,
@@ -192,10 +203,10 @@ async fn list_progress_most_recent_first() {
         resp.json(),
         json!({
             "items": [
-                {"user_id":"u-1","content_id":"new","position_ms":3,"duration_ms":5400000,
-                 "device":"tv","updated_at":"1970-01-01T00:00:03.000Z","event_id":"ev-new-3000"},
                 {"user_id":"u-1","content_id":"mid","position_ms":2,"duration_ms":5400000,
                  "device":"tv","updated_at":"1970-01-01T00:00:02.000Z","event_id":"ev-mid-2000"},
+                {"user_id":"u-1","content_id":"new","position_ms":3,"duration_ms":5400000,
+                 "device":"tv","updated_at":"1970-01-01T00:00:03.000Z","event_id":"ev-new-3000"},
                 {"user_id":"u-1","content_id":"old","position_ms":1,"duration_ms":5400000,
                  "device":"tv","updated_at":"1970-01-01T00:00:01.000Z","event_id":"ev-old-1000"}
             ],
@@ -242,7 +253,7 @@ async fn pagination_through_http_cursors() {
         }
     }
     assert_eq!(pages, 5);
-    let expected: Vec<String> = (0..45).rev().map(|i| format!("c{i:02}")).collect();
+    let expected: Vec<String> = (0..45).map(|i| format!("c{i:02}")).collect();
     assert_eq!(seen, expected);
 
     // Default limit is 20.
@@ -250,7 +261,7 @@ async fn pagination_through_http_cursors() {
     assert_eq!(resp.json()["items"].as_array().unwrap().len(), 20);
     // An empty cursor means the first page.
     let resp = get(&app.router, "/v1/users/u-1/progress?limit=1&cursor=").await;
-    assert_eq!(resp.json()["items"][0]["content_id"], "c44");
+    assert_eq!(resp.json()["items"][0]["content_id"], "c00");
     // The maximum is accepted.
     let resp = get(&app.router, "/v1/users/u-1/progress?limit=100").await;
     assert_eq!(resp.status, StatusCode::OK);
@@ -418,36 +429,50 @@ async fn metrics_count_requests_by_route_template_and_status() {
 
 /// A store that is always unavailable or broken, to check the 503 / 500 mapping.
 #[derive(Debug)]
-struct FailingStore(fn() -> fleuve_projections::StoreError);
+struct FailingStore(fn() -> StoreError);
 
 #[async_trait::async_trait]
 impl Store for FailingStore {
-    async fn apply(&self, _: ProgressBatch) -> Result<(), fleuve_projections::StoreError> {
+    async fn apply(&self, _: WriteBatch) -> Result<(), StoreError> {
         Err((self.0)())
     }
-    async fn checkpoint(
+    async fn get(&self, _: &str, _: &str, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Err((self.0)())
+    }
+    async fn get_many(
+        &self,
+        _: &str,
+        _: &[(String, String)],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        Err((self.0)())
+    }
+    async fn scan(
         &self,
         _: &str,
         _: &str,
-        _: i32,
-    ) -> Result<Option<fleuve_projections::Checkpoint>, fleuve_projections::StoreError> {
+        _: Option<&str>,
+        _: usize,
+    ) -> Result<Vec<fleuve_projections::Row>, StoreError> {
         Err((self.0)())
     }
-    async fn get_progress(
+    async fn scan_table(
         &self,
         _: &str,
-        _: &str,
-    ) -> Result<Option<Progress>, fleuve_projections::StoreError> {
+        _: Option<(&str, &str)>,
+        _: usize,
+    ) -> Result<Vec<fleuve_projections::TableRow>, StoreError> {
         Err((self.0)())
     }
-    async fn list_progress(
+    async fn checkpoint(&self, _: &str, _: &str, _: i32) -> Result<Option<i64>, StoreError> {
+        Err((self.0)())
+    }
+    async fn checkpoints(
         &self,
         _: &str,
-        _: fleuve_projections::PageRequest,
-    ) -> Result<fleuve_projections::Page<Progress>, fleuve_projections::StoreError> {
+    ) -> Result<Vec<fleuve_projections::Checkpoint>, StoreError> {
         Err((self.0)())
     }
-    async fn ping(&self) -> Result<(), fleuve_projections::StoreError> {
+    async fn ping(&self) -> Result<(), StoreError> {
         Err((self.0)())
     }
 }

@@ -1,22 +1,58 @@
-//! One folder per processor.
+//! One folder per processor. Each folds the events of its topics into its read model (see
+//! `fleuve_projections` for the tables and rows).
+//!
+//! | processor | consumes | builds |
+//! | --- | --- | --- |
+//! | `user_progress` | `user-activity`: `PlaybackProgressed`, `UserDataErased` | [`fleuve_projections::progress`] |
+//! | `bookmarks` | `user-activity`: `BookmarkAdded`, `BookmarkRemoved`, `UserDataErased` | [`fleuve_projections::bookmarks`] |
+//! | `catalog` | `catalog`: every event, plus a timer | [`fleuve_projections::catalog`] |
+//! | `orders` | `orders`: every event | [`fleuve_projections::orders`] |
+//! | `inventory` | `inventory`: every event | [`fleuve_projections::inventory`] |
 
+mod bookmarks;
+mod catalog;
+mod inventory;
+mod orders;
 mod user_progress;
 
+pub use bookmarks::Bookmarks;
+pub use catalog::Catalog;
+pub use inventory::Inventory;
+pub use orders::Orders;
 pub use user_progress::UserProgress;
 
 use std::sync::Arc;
 
-use fleuve_projections::Store;
+use fleuve_schemas::Event;
 
-use crate::runtime::Handler;
+use crate::runtime::{Handler, Incoming};
 
 /// Names of every processor, as `fleuve process <name>` accepts them.
-pub const NAMES: &[&str] = &[user_progress::NAME];
+pub const NAMES: &[&str] = &[
+    user_progress::NAME,
+    bookmarks::NAME,
+    catalog::NAME,
+    orders::NAME,
+    inventory::NAME,
+];
 
-/// The processor called `name`, writing to `store`.
-pub fn by_name(name: &str, store: Arc<dyn Store>) -> Option<Arc<dyn Handler>> {
-    match name {
-        user_progress::NAME => Some(Arc::new(UserProgress::new(store))),
-        _ => None,
-    }
+/// The processor called `name`.
+pub fn by_name(name: &str) -> Option<Arc<dyn Handler>> {
+    Some(match name {
+        user_progress::NAME => Arc::new(UserProgress),
+        bookmarks::NAME => Arc::new(Bookmarks),
+        catalog::NAME => Arc::new(Catalog::default()),
+        orders::NAME => Arc::new(Orders),
+        inventory::NAME => Arc::new(Inventory),
+        _ => return None,
+    })
+}
+
+/// Decodes an event into its Rust type and checks its rules; the error is the reason a
+/// dead letter carries.
+pub(crate) fn decode<E: Event>(event: &Incoming) -> Result<E, String> {
+    let e = E::from_avro(&event.value).map_err(|e| e.to_string())?;
+    e.validate()
+        .map_err(|e| format!("invalid {}: {e}", E::TYPE))?;
+    Ok(e)
 }

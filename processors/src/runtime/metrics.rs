@@ -5,7 +5,11 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use apache_avro::types::Value;
-use prometheus::{register_histogram_vec, register_int_counter_vec, HistogramVec, IntCounterVec};
+use prometheus::{
+    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec,
+    IntCounterVec, IntGaugeVec,
+};
+use rdkafka::statistics::Statistics;
 
 use super::{DeadLetterReason, Incoming};
 
@@ -63,6 +67,14 @@ mod defs {
         )
         .expect("metric registers")
     });
+    pub static LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+        register_int_gauge_vec!(
+            "fleuve_processor_lag_events",
+            "Records between the consumer's position and the end of each assigned partition.",
+            &["processor", "topic", "partition"]
+        )
+        .expect("metric registers")
+    });
 }
 
 use defs::*;
@@ -81,8 +93,39 @@ pub(super) fn retried(processor: &str, operation: &str) {
     RETRIES.with_label_values(&[processor, operation]).inc();
 }
 
-pub(super) fn applied(processor: &str, n: usize, took: Duration, events: &[Incoming]) {
-    APPLIED.with_label_values(&[processor]).inc_by(n as u64);
+/// Updates the lag gauge from librdkafka statistics, for the partitions this consumer is
+/// fetching: the end of the partition (last stable offset, or high watermark) minus what
+/// the processor has applied (the offset stored after the store write, else the committed
+/// one; before either exists, the start of the partition, since everything retained is
+/// still to apply). Series of partitions no longer fetched are removed.
+pub(super) fn lag(processor: &str, statistics: &Statistics) {
+    for (topic, t) in &statistics.topics {
+        for p in t.partitions.values() {
+            if p.partition < 0 {
+                continue; // librdkafka's internal "unassigned" partition
+            }
+            let partition = p.partition.to_string();
+            let labels = [processor, topic.as_str(), partition.as_str()];
+            let end = if p.ls_offset >= 0 {
+                p.ls_offset
+            } else {
+                p.hi_offset
+            };
+            let done = p.stored_offset.max(p.committed_offset);
+            let done = if done >= 0 { done } else { p.lo_offset };
+            if p.fetch_state == "none" || p.fetch_state == "stopped" || end < 0 || done < 0 {
+                let _ = LAG.remove_label_values(&labels);
+            } else {
+                LAG.with_label_values(&labels).set((end - done).max(0));
+            }
+        }
+    }
+}
+
+pub(super) fn applied(processor: &str, took: Duration, events: &[&Incoming]) {
+    APPLIED
+        .with_label_values(&[processor])
+        .inc_by(events.len() as u64);
     BATCH_SECONDS
         .with_label_values(&[processor])
         .observe(took.as_secs_f64());

@@ -8,14 +8,25 @@
 //!    has to apply, read from the store): records below it were applied already and are
 //!    skipped; a record above it means Kafka's committed offset is ahead of the store, so the
 //!    consumer seeks back to the checkpoint;
-//! 3. decode each record through the schema registry and let the handler check it; the ones
-//!    that cannot be decoded or are rejected are written to `dlq.<name>` (and acknowledged)
-//!    before anything else happens;
-//! 4. the handler applies the accepted events and the new checkpoints in one atomic store
-//!    write, retried with backoff while the store reports a transient error;
-//! 5. only then are the Kafka offsets stored (committed by the next auto-commit).
+//! 3. decode each record through the schema registry; the handler folds the decoded events
+//!    into store writes ([`Handler::fold`]: it reads the rows it needs once, through
+//!    [`Staging`], and may reject an event with a reason);
+//! 4. the records that cannot be decoded and the events the handler rejected are written to
+//!    `dlq.<name>` before anything else happens;
+//! 5. the writes and the new checkpoints go to the store in one [`Store::apply`], retried
+//!    with backoff while the store reports a transient error;
+//! 6. only then are the Kafka offsets stored (committed by the next auto-commit).
 //!
-//! A crash anywhere replays at most the last batch, which the checkpoints turn into no-ops.
+//! A crash anywhere replays at most the last batch, which the checkpoints turn into no-ops
+//! (and which the read models make idempotent where a store cannot apply a batch
+//! atomically). A dead letter may be written twice when a crash falls between steps 4 and 5.
+//!
+//! Handlers with a timer ([`Handler::timer`]) are also called between batches to make
+//! time-driven changes (a catalogue window that opens or closes with no event).
+//!
+//! Metrics (namespace `fleuve_processor`): records consumed, events applied, dead letters by
+//! reason, retries by operation, batch duration, freshness (now − event time) and consumer
+//! lag per partition (from librdkafka statistics, every 5 s).
 
 mod dlq;
 mod metrics;
@@ -28,17 +39,19 @@ use std::time::{Duration, Instant};
 use apache_avro::types::Value;
 use async_trait::async_trait;
 use fleuve_kafka::{KafkaConfig, KafkaError as FleuveKafkaError};
-use fleuve_projections::{Checkpoint, StoreError};
+use fleuve_projections::{Checkpoint, Store, StoreError, WriteBatch, Writes};
 use fleuve_service::ReadyFlag;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset};
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use tokio_util::sync::CancellationToken;
 
 pub use dlq::DeadLetterReason;
+pub use fleuve_projections::Staging;
 
 /// A decoded event handed to a [`Handler`].
 #[derive(Debug, Clone)]
@@ -50,6 +63,14 @@ pub struct Incoming {
     pub event_type: &'static str,
     /// The record, in its writer schema's shape.
     pub value: Value,
+}
+
+/// What folding a batch produced: the store writes, and the events rejected (by index in
+/// the batch, with the reason) that go to the dead-letter topic instead.
+#[derive(Debug, Default)]
+pub struct Fold {
+    pub writes: Writes,
+    pub rejected: Vec<(usize, String)>,
 }
 
 /// What a processor does with events. Implementations live in `handlers/<name>/`.
@@ -65,20 +86,22 @@ pub trait Handler: Send + Sync + std::fmt::Debug + 'static {
     /// Whether it is interested in this event type (others are skipped, not dead-lettered).
     fn wants(&self, event_type: &str) -> bool;
 
-    /// Checks one event before it is applied; `Err` sends it to the dead-letter topic with
-    /// the reason.
-    fn check(&self, event: &Incoming) -> Result<(), String>;
+    /// Folds a batch (in log order per partition) into writes. Reads the current rows it
+    /// needs from `store` but never writes to it: the runtime applies the writes with the
+    /// batch's checkpoints. Rejected events must leave no write behind. A transient store
+    /// error makes the runtime retry the whole fold.
+    async fn fold(&self, store: &dyn Store, events: &[Incoming]) -> Result<Fold, StoreError>;
 
-    /// Applies accepted events (in log order per partition) and the checkpoints in one atomic
-    /// write. Must be idempotent.
-    async fn apply(
-        &self,
-        events: &[Incoming],
-        checkpoints: &[Checkpoint],
-    ) -> Result<(), StoreError>;
+    /// How often [`Handler::on_timer`] runs; `None` (the default) for no timer.
+    fn timer(&self) -> Option<Duration> {
+        None
+    }
 
-    /// The next offset to apply in a partition, from the store.
-    async fn checkpoint(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError>;
+    /// Time-driven writes as of `now_ms` (ms since the Unix epoch). Must be idempotent: it
+    /// may run again for the same instant after a crash, and on every replica.
+    async fn on_timer(&self, _store: &dyn Store, _now_ms: i64) -> Result<Writes, StoreError> {
+        Ok(Writes::default())
+    }
 }
 
 /// Settings of a processor.
@@ -93,6 +116,8 @@ pub struct ProcessorConfig {
     pub batch_max_wait: Duration,
     /// Longest pause between two retries of a transient failure.
     pub max_backoff: Duration,
+    /// How often librdkafka reports statistics (the lag gauge); zero turns them off.
+    pub statistics_interval: Duration,
 }
 
 impl ProcessorConfig {
@@ -103,6 +128,7 @@ impl ProcessorConfig {
             batch_max_events: 1000,
             batch_max_wait: Duration::from_millis(20),
             max_backoff: Duration::from_secs(5),
+            statistics_interval: Duration::from_secs(5),
         }
     }
 }
@@ -151,7 +177,11 @@ struct RebalanceContext {
     wake: tokio::sync::Notify,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    fn stats(&self, statistics: Statistics) {
+        metrics::lag(self.name, &statistics);
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn post_rebalance(
@@ -203,6 +233,7 @@ enum Cursor {
 /// A processor: one handler driven by one consumer.
 pub struct Processor {
     handler: Arc<dyn Handler>,
+    store: Arc<dyn Store>,
     config: ProcessorConfig,
     consumer: StreamConsumer<RebalanceContext>,
     decoder: AvroDecoder,
@@ -221,7 +252,11 @@ impl std::fmt::Debug for Processor {
 
 impl Processor {
     /// Creates the consumer and subscribes; nothing is consumed before [`Processor::run`].
-    pub fn new(config: ProcessorConfig, handler: Arc<dyn Handler>) -> Result<Self, ProcessorError> {
+    pub fn new(
+        config: ProcessorConfig,
+        handler: Arc<dyn Handler>,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, ProcessorError> {
         let name = handler.name();
         let kafka_err = |source| ProcessorError::Kafka {
             processor: name,
@@ -233,9 +268,14 @@ impl Processor {
             assigned: std::sync::Mutex::default(),
             wake: tokio::sync::Notify::new(),
         };
-        let consumer: StreamConsumer<RebalanceContext> = config
-            .kafka
-            .consumer_config(&format!("fleuve-{name}"))
+        let mut client_config = config.kafka.consumer_config(&format!("fleuve-{name}"));
+        if !config.statistics_interval.is_zero() {
+            client_config.set(
+                "statistics.interval.ms",
+                config.statistics_interval.as_millis().to_string(),
+            );
+        }
+        let consumer: StreamConsumer<RebalanceContext> = client_config
             .create_with_context(context)
             .map_err(kafka_err)?;
         consumer.subscribe(handler.topics()).map_err(kafka_err)?;
@@ -249,6 +289,7 @@ impl Processor {
         let dlq = dlq::DeadLetters::new(&config.kafka, name).map_err(kafka_err)?;
         Ok(Self {
             handler,
+            store,
             decoder: AvroDecoder::new(settings),
             dlq,
             readiness: Arc::new(ReadyFlag::not_ready("the processor has not started")),
@@ -296,9 +337,23 @@ impl Processor {
         let name = self.handler.name();
         let mut cursors: HashMap<(String, i32), Cursor> = HashMap::new();
         let mut seen_generation = u64::MAX;
+        let mut timer = self.handler.timer().map(|every| {
+            let mut t = tokio::time::interval(every);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
         loop {
-            let Some(batch) = self.poll_batch(shutdown).await? else {
-                break;
+            let batch = match self.poll_batch(shutdown, timer.as_mut()).await? {
+                Next::Stop => break,
+                Next::Timer => {
+                    match self.run_timer(shutdown).await {
+                        Ok(()) => {}
+                        Err(ProcessorError::Interrupted { .. }) => break,
+                        Err(e) => return Err(e),
+                    }
+                    continue;
+                }
+                Next::Batch(batch) => batch,
             };
             let generation = self.consumer.context().generation.load(Ordering::SeqCst);
             if generation != seen_generation {
@@ -328,16 +383,53 @@ impl Processor {
         Ok(())
     }
 
+    /// Runs the handler's timer once and applies its writes.
+    async fn run_timer(&self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
+        let now_ms = now_ms();
+        let writes = self
+            .retry(shutdown, "timer", || {
+                self.handler.on_timer(&*self.store, now_ms)
+            })
+            .await?;
+        if writes.is_empty() {
+            return Ok(());
+        }
+        tracing::debug!(
+            processor = self.handler.name(),
+            writes = writes.len(),
+            "timer writes"
+        );
+        let batch = WriteBatch {
+            projection: self.handler.name().to_owned(),
+            writes,
+            checkpoints: Vec::new(),
+        };
+        self.retry(shutdown, "apply timer writes", || {
+            self.store.apply(batch.clone())
+        })
+        .await
+    }
+
     async fn poll_batch(
         &self,
         shutdown: &CancellationToken,
-    ) -> Result<Option<Vec<OwnedMessage>>, ProcessorError> {
+        timer: Option<&mut tokio::time::Interval>,
+    ) -> Result<Next, ProcessorError> {
         let name = self.handler.name();
+        let tick = async {
+            match timer {
+                Some(t) => {
+                    t.tick().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         let first = tokio::select! {
-            () = shutdown.cancelled() => return Ok(None),
+            () = shutdown.cancelled() => return Ok(Next::Stop),
             // New partitions: hand back an empty batch so they get positioned now, even if
             // nothing arrives on them.
-            () = self.consumer.context().wake.notified() => return Ok(Some(Vec::new())),
+            () = self.consumer.context().wake.notified() => return Ok(Next::Batch(Vec::new())),
+            () = tick => return Ok(Next::Timer),
             m = self.consumer.recv() => m,
         };
         let mut batch = Vec::with_capacity(self.config.batch_max_events);
@@ -345,7 +437,7 @@ impl Processor {
             Ok(m) => batch.push(m.detach()),
             Err(e) => {
                 tracing::warn!(processor = name, error = %e, "consumer error");
-                return Ok(Some(batch));
+                return Ok(Next::Batch(batch));
             }
         }
         let deadline = tokio::time::Instant::now() + self.config.batch_max_wait;
@@ -359,7 +451,7 @@ impl Processor {
                 Err(_elapsed) => break,
             }
         }
-        Ok(Some(batch))
+        Ok(Next::Batch(batch))
     }
 
     async fn process(
@@ -372,6 +464,7 @@ impl Processor {
         let started = Instant::now();
         metrics::consumed(name, batch.len());
         let mut accepted = Vec::with_capacity(batch.len());
+        let mut accepted_msgs = Vec::with_capacity(batch.len());
         let mut dead = Vec::new();
         let mut checkpoints: HashMap<(String, i32), i64> = HashMap::new();
         let mut rewound: Vec<(String, i32)> = Vec::new();
@@ -385,7 +478,7 @@ impl Processor {
                 None => {
                     let next = self
                         .retry(shutdown, "read checkpoint", || {
-                            self.handler.checkpoint(&key.0, key.1)
+                            self.store.checkpoint(name, &key.0, key.1)
                         })
                         .await?;
                     match next {
@@ -413,12 +506,27 @@ impl Processor {
             cursors.insert(key.clone(), Cursor::At(next));
             checkpoints.insert(key, next);
             match self.retry(shutdown, "decode", || self.decode(&msg)).await? {
-                Decoded::Event(event) => match self.handler.check(&event) {
-                    Ok(()) => accepted.push(event),
-                    Err(reason) => dead.push((msg, DeadLetterReason::Rejected, reason)),
-                },
+                Decoded::Event(event) => {
+                    accepted.push(event);
+                    accepted_msgs.push(msg);
+                }
                 Decoded::Skip => {}
                 Decoded::Poison(kind, reason) => dead.push((msg, kind, reason)),
+            }
+        }
+        let fold = if accepted.is_empty() {
+            Fold::default()
+        } else {
+            self.retry(shutdown, "fold batch", || {
+                self.handler.fold(&*self.store, &accepted)
+            })
+            .await?
+        };
+        let mut rejected = vec![false; accepted.len()];
+        for (index, reason) in fold.rejected {
+            if let (Some(flag), Some(msg)) = (rejected.get_mut(index), accepted_msgs.get(index)) {
+                *flag = true;
+                dead.push((msg.clone(), DeadLetterReason::Rejected, reason));
             }
         }
         for (msg, kind, reason) in &dead {
@@ -439,10 +547,16 @@ impl Processor {
         if checkpoints.is_empty() {
             return Ok(());
         }
+        let write_batch = WriteBatch {
+            projection: name.to_owned(),
+            writes: fold.writes,
+            checkpoints,
+        };
         self.retry(shutdown, "apply batch", || {
-            self.handler.apply(&accepted, &checkpoints)
+            self.store.apply(write_batch.clone())
         })
         .await?;
+        let checkpoints = write_batch.checkpoints;
         for cp in &checkpoints {
             if let Err(e) = self
                 .consumer
@@ -452,7 +566,13 @@ impl Processor {
                 tracing::debug!(processor = name, topic = %cp.topic, partition = cp.partition, error = %e, "could not store offset");
             }
         }
-        metrics::applied(name, accepted.len(), started.elapsed(), &accepted);
+        let applied: Vec<&Incoming> = accepted
+            .iter()
+            .zip(&rejected)
+            .filter(|(_, r)| !**r)
+            .map(|(e, _)| e)
+            .collect();
+        metrics::applied(name, started.elapsed(), &applied);
         Ok(())
     }
 
@@ -471,7 +591,8 @@ impl Processor {
         for (topic, partition) in assigned {
             let next = self
                 .retry(shutdown, "read checkpoint", || {
-                    self.handler.checkpoint(&topic, partition)
+                    self.store
+                        .checkpoint(self.handler.name(), &topic, partition)
                 })
                 .await?;
             let offset = next.map_or(Offset::Beginning, Offset::Offset);
@@ -595,6 +716,20 @@ impl Processor {
             }
         }
     }
+}
+
+/// What the consumer loop does next.
+enum Next {
+    Batch(Vec<OwnedMessage>),
+    Timer,
+    Stop,
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 enum Decoded {

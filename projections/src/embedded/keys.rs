@@ -1,17 +1,19 @@
 //! Key layout of the embedded store.
 //!
-//! Every string component is written as a 4-byte big-endian length followed by its UTF-8
-//! bytes, so no id can collide with another whatever characters it holds (`"a\0b"`, `"a/b"`,
-//! `"é"`…), and `lp(user_id)` is a prefix of exactly that user's keys and no other's.
+//! Table names, partition keys, projection and topic names are written as a 4-byte
+//! big-endian length followed by their UTF-8 bytes, so no id can collide with another
+//! whatever characters it holds (`"a\0b"`, `"a/b"`, `"é"`…), and `lp(table) lp(pk)` is a
+//! prefix of exactly that partition's rows. The clustering key comes last, raw, so rows of
+//! a partition sort by `ck` bytes, as the store contract says.
 //!
 //! | keyspace | key | value |
 //! | --- | --- | --- |
-//! | `progress` | `lp(user) lp(content)` | [`super::codec`] row |
-//! | `progress_recent` | `lp(user) desc(occurred_at_ms) lp(content)` | empty |
+//! | `rows` | `lp(table) lp(pk) ck` | the row's value, as given |
 //! | `checkpoints` | `lp(projection) lp(topic) ord(partition)` | version byte + `next_offset` |
+//! | `meta` | `format` | the layout version ([`super::codec::LAYOUT_VERSION`]) |
 //!
 //! `ord(i)` maps a signed integer to big-endian bytes that sort like the integer (sign bit
-//! flipped); `desc(i)` is its bitwise complement, so that newer rows sort first.
+//! flipped).
 
 /// Appends a length-prefixed string.
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -32,62 +34,62 @@ fn take_str(buf: &[u8]) -> Option<(&str, &[u8])> {
     Some((std::str::from_utf8(s).ok()?, rest))
 }
 
-fn ord_i64(v: i64) -> [u8; 8] {
-    ((v as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn unord_i64(b: [u8; 8]) -> i64 {
-    (u64::from_be_bytes(b) ^ (1 << 63)) as i64
-}
-
 fn ord_i32(v: i32) -> [u8; 4] {
     ((v as u32) ^ (1 << 31)).to_be_bytes()
 }
 
-/// Key of a row in `progress`.
-pub(crate) fn row_key(user_id: &str, content_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + user_id.len() + content_id.len());
-    put_str(&mut k, user_id);
-    put_str(&mut k, content_id);
+fn unord_i32(b: [u8; 4]) -> i32 {
+    (u32::from_be_bytes(b) ^ (1 << 31)) as i32
+}
+
+/// Prefix of every row of a table.
+pub(crate) fn table_prefix(table: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + table.len());
+    put_str(&mut k, table);
     k
 }
 
-/// Prefix shared by all the index entries (and rows) of one user.
-pub(crate) fn user_prefix(user_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(4 + user_id.len());
-    put_str(&mut k, user_id);
+/// Prefix of every row of one partition.
+pub(crate) fn partition_prefix(table: &str, pk: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + table.len() + pk.len());
+    put_str(&mut k, table);
+    put_str(&mut k, pk);
     k
 }
 
-/// Key of a row's entry in `progress_recent` (most recent first).
-pub(crate) fn recent_key(user_id: &str, occurred_at_ms: i64, content_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(16 + user_id.len() + content_id.len());
-    put_str(&mut k, user_id);
-    let desc = ord_i64(occurred_at_ms).map(|b| !b);
-    k.extend_from_slice(&desc);
-    put_str(&mut k, content_id);
+/// Key of a row.
+pub(crate) fn row_key(table: &str, pk: &str, ck: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + table.len() + pk.len() + ck.len());
+    put_str(&mut k, table);
+    put_str(&mut k, pk);
+    k.extend_from_slice(ck.as_bytes());
     k
 }
 
-/// A decoded `progress_recent` key.
+/// A decoded row key.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct RecentKey<'a> {
-    pub user_id: &'a str,
-    pub occurred_at_ms: i64,
-    pub content_id: &'a str,
+pub(crate) struct RowKey<'a> {
+    pub table: &'a str,
+    pub pk: &'a str,
+    pub ck: &'a str,
 }
 
-/// Decodes a `progress_recent` key; `None` unless the bytes are exactly one such key.
-pub(crate) fn parse_recent_key(key: &[u8]) -> Option<RecentKey<'_>> {
-    let (user_id, rest) = take_str(key)?;
-    let (desc, rest) = rest.split_first_chunk::<8>()?;
-    let occurred_at_ms = unord_i64(desc.map(|b| !b));
-    let (content_id, rest) = take_str(rest)?;
-    rest.is_empty().then_some(RecentKey {
-        user_id,
-        occurred_at_ms,
-        content_id,
+/// Decodes a row key; `None` unless the bytes are one.
+pub(crate) fn parse_row_key(key: &[u8]) -> Option<RowKey<'_>> {
+    let (table, rest) = take_str(key)?;
+    let (pk, rest) = take_str(rest)?;
+    Some(RowKey {
+        table,
+        pk,
+        ck: std::str::from_utf8(rest).ok()?,
     })
+}
+
+/// Prefix of every checkpoint of a projection.
+pub(crate) fn projection_prefix(projection: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + projection.len());
+    put_str(&mut k, projection);
+    k
 }
 
 /// Key of a checkpoint.
@@ -97,6 +99,14 @@ pub(crate) fn checkpoint_key(projection: &str, topic: &str, partition: i32) -> V
     put_str(&mut k, topic);
     k.extend_from_slice(&ord_i32(partition));
     k
+}
+
+/// Decodes a checkpoint key into (projection, topic, partition).
+pub(crate) fn parse_checkpoint_key(key: &[u8]) -> Option<(&str, &str, i32)> {
+    let (projection, rest) = take_str(key)?;
+    let (topic, rest) = take_str(rest)?;
+    let partition = <[u8; 4]>::try_from(rest).ok().map(unord_i32)?;
+    Some((projection, topic, partition))
 }
 
 /// A printable form of a key for error messages.
@@ -118,47 +128,37 @@ mod tests {
 
     #[test]
     fn separators_do_not_collide() {
-        assert_ne!(row_key("a\0b", "c"), row_key("a", "b\0c"));
-        assert_ne!(row_key("a", "bc"), row_key("ab", "c"));
+        assert_ne!(row_key("t", "a\0b", "c"), row_key("t", "a", "b\0c"));
+        assert_ne!(row_key("t", "a", "bc"), row_key("t", "ab", "c"));
         assert_ne!(
             checkpoint_key("p", "t\0\0\0\x01", 1),
             checkpoint_key("p\0\0\0\x01t", "", 1)
         );
-        // One user's prefix never prefixes another user's keys.
-        assert!(!row_key("ab", "c").starts_with(&user_prefix("a")));
-        assert!(!recent_key("ab", 5, "c").starts_with(&user_prefix("a")));
+        // One partition's prefix never prefixes another partition's rows.
+        assert!(!row_key("t", "ab", "c").starts_with(&partition_prefix("t", "a")));
+        assert!(!row_key("tt", "a", "c").starts_with(&table_prefix("t")));
     }
 
     #[test]
-    fn recent_keys_sort_newest_first_and_round_trip() {
-        let times = [i64::MIN, -5, -1, 0, 1, 1_700_000_000_000, i64::MAX];
-        let mut keys: Vec<Vec<u8>> = times.iter().map(|t| recent_key("u", *t, "c")).collect();
-        keys.sort();
-        let decoded: Vec<i64> = keys
-            .iter()
-            .map(|k| parse_recent_key(k).map(|r| r.occurred_at_ms))
-            .collect::<Option<_>>()
-            .unwrap();
-        let mut expected = times.to_vec();
-        expected.reverse();
-        assert_eq!(decoded, expected);
-        let k = recent_key("ü\0", 42, "日本/é");
+    fn keys_round_trip() {
+        let k = row_key("tbl", "ü\0", "日本/é");
         assert_eq!(
-            parse_recent_key(&k),
-            Some(RecentKey {
-                user_id: "ü\0",
-                occurred_at_ms: 42,
-                content_id: "日本/é"
+            parse_row_key(&k),
+            Some(RowKey {
+                table: "tbl",
+                pk: "ü\0",
+                ck: "日本/é"
             })
         );
-        let mut trailing = k.clone();
-        trailing.push(0);
-        assert_eq!(parse_recent_key(&trailing), None);
-        assert_eq!(parse_recent_key(&k[..k.len() - 1]), None);
+        let c = checkpoint_key("p", "topic", -3);
+        assert_eq!(parse_checkpoint_key(&c), Some(("p", "topic", -3)));
+        assert_eq!(parse_checkpoint_key(&c[..c.len() - 1]), None);
     }
 
     #[test]
-    fn partitions_sort_numerically() {
+    fn clustering_keys_sort_as_bytes_and_partitions_numerically() {
+        assert!(row_key("t", "p", "a") < row_key("t", "p", "ab"));
+        assert!(row_key("t", "p", "ab") < row_key("t", "p", "b"));
         assert!(checkpoint_key("p", "t", -1) < checkpoint_key("p", "t", 0));
         assert!(checkpoint_key("p", "t", 9) < checkpoint_key("p", "t", 10));
     }

@@ -3,17 +3,18 @@
 //! Three keyspaces (fjall's column families) hold the data; their key layout is described
 //! in `keys.rs`, the value encodings in `codec.rs`:
 //!
-//! * `progress`: one row per (user, content);
-//! * `progress_recent`: a secondary index, per user, newest `occurred_at` first, for
-//!   [`Store::list_progress`];
-//! * `checkpoints`: one `next_offset` per (projection, topic, partition).
+//! * `rows`: every row of every projection table, keyed by table, partition and
+//!   clustering key;
+//! * `checkpoints`: one `next_offset` per (projection, topic, partition);
+//! * `meta`: the layout version.
 //!
-//! [`Store::apply`] reads the current rows, keeps only the upserts whose [`EventVersion`]
-//! is greater (last write wins), and commits the new rows, the index moves and the
-//! checkpoints in **one** fjall write batch, which fjall applies atomically across
-//! keyspaces. Applies are serialized by a mutex so that the read-compare-write cannot
-//! race with another apply in the same process (fjall itself locks the directory against
-//! other processes).
+//! [`Store::apply`] resolves the batch's writes in order (a partition delete removes the
+//! rows stored before it and the ones written earlier in the batch), raises the checkpoints
+//! and commits everything in **one** fjall write batch, which fjall applies atomically
+//! across keyspaces. Applies are serialized by a mutex so that the read-compare-write of
+//! checkpoints and partition deletes cannot race with another apply in the same process
+//! (fjall itself locks the directory against other processes). Write timestamps (`ts`) are
+//! not stored: a row's writes arrive in timestamp order (see [`crate::Write`]).
 //!
 //! Durability ([`Durability`]): by default each batch is committed with fjall's
 //! `PersistMode::Buffer`: when `apply` returns,
@@ -25,13 +26,11 @@
 //! `fdatasync` per batch. See `docs/storage-engine.md`.
 //!
 //! All fjall calls block, so they run on Tokio's blocking pool.
-//!
-//! [`EventVersion`]: crate::EventVersion
 
 mod codec;
 mod keys;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -39,11 +38,13 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable as _};
 
-use crate::{Checkpoint, Page, PageRequest, Progress, ProgressBatch, Store, StoreError};
+use crate::{Checkpoint, Row, Store, StoreError, TableRow, Write, WriteBatch};
 
-const KS_PROGRESS: &str = "progress";
-const KS_RECENT: &str = "progress_recent";
+const KS_ROWS: &str = "rows";
 const KS_CHECKPOINTS: &str = "checkpoints";
+const KS_META: &str = "meta";
+/// A keyspace of the first layout (before `rows`), which this release does not read.
+const KS_LEGACY: &str = "progress";
 
 /// What a returned [`Store::apply`] survives.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -75,10 +76,9 @@ pub struct EmbeddedStore {
 struct Inner {
     path: PathBuf,
     db: Database,
-    progress: Keyspace,
-    recent: Keyspace,
+    rows: Keyspace,
     checkpoints: Keyspace,
-    /// Serializes applies (read current rows, compare versions, commit).
+    /// Serializes applies (partition deletes and checkpoints read before they write).
     write_lock: Mutex<()>,
     persist_mode: PersistMode,
 }
@@ -174,16 +174,38 @@ impl EmbeddedStore {
             db.keyspace(name, KeyspaceCreateOptions::default)
                 .map_err(|e| map_err(&ctx(), e))
         };
-        let progress = ks(KS_PROGRESS)?;
-        let recent = ks(KS_RECENT)?;
+        if db.keyspace_exists(KS_LEGACY) {
+            return Err(StoreError::Incompatible(format!(
+                "the embedded store at {} was written by an older release in a layout this one \
+                 does not read; projections are derived from Kafka: stop the processors, delete \
+                 the directory and start them again to rebuild it",
+                path.display()
+            )));
+        }
+        let rows = ks(KS_ROWS)?;
         let checkpoints = ks(KS_CHECKPOINTS)?;
+        let meta = ks(KS_META)?;
+        match meta.get(b"format").map_err(|e| map_err(&ctx(), e))? {
+            Some(v) if &*v == codec::LAYOUT_VERSION => {}
+            Some(v) => {
+                return Err(StoreError::Incompatible(format!(
+                    "the embedded store at {} has layout version {:?}, this release reads {:?}; \
+                     delete the directory to rebuild the projections from Kafka",
+                    path.display(),
+                    String::from_utf8_lossy(&v),
+                    String::from_utf8_lossy(codec::LAYOUT_VERSION)
+                )))
+            }
+            None => meta
+                .insert(b"format", codec::LAYOUT_VERSION)
+                .map_err(|e| map_err(&ctx(), e))?,
+        }
         tracing::info!(path = %path.display(), ?durability, "embedded projection store open");
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 db,
-                progress,
-                recent,
+                rows,
                 checkpoints,
                 write_lock: Mutex::new(()),
                 persist_mode: durability.persist_mode(),
@@ -210,20 +232,7 @@ impl EmbeddedStore {
 }
 
 impl Inner {
-    fn apply_blocking(&self, batch: ProgressBatch) -> Result<(), StoreError> {
-        // Resolve the batch in memory first: per key, the upsert with the greatest version
-        // (on a tie, the first one, so re-applying is a no-op).
-        let mut latest: HashMap<(&str, &str), &Progress> = HashMap::new();
-        for p in &batch.upserts {
-            latest
-                .entry((p.user_id.as_str(), p.content_id.as_str()))
-                .and_modify(|cur| {
-                    if p.version > cur.version {
-                        *cur = p;
-                    }
-                })
-                .or_insert(p);
-        }
+    fn apply_blocking(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut checkpoints: HashMap<(&str, i32), i64> = HashMap::new();
         for c in &batch.checkpoints {
             checkpoints
@@ -236,34 +245,48 @@ impl Inner {
             .write_lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut wb = self.db.batch().durability(Some(self.persist_mode));
 
-        for p in latest.into_values() {
-            let key = keys::row_key(&p.user_id, &p.content_id);
-            let old = self
-                .progress
-                .get(&key)
-                .map_err(|e| map_err("reading a progress row", e))?;
-            if let Some(old) = old {
-                let old = codec::decode_row(&key, &p.user_id, &p.content_id, &old)?;
-                if old.version >= p.version {
-                    continue;
+        // The batch's net effect per key, in order: `None` removes the row.
+        let mut net: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for write in batch.writes.into_iter_all() {
+            match write {
+                Write::Put {
+                    table,
+                    pk,
+                    ck,
+                    value,
+                    ..
+                } => {
+                    net.insert(keys::row_key(table, &pk, &ck), Some(value));
                 }
-                if old.version.occurred_at_ms != p.version.occurred_at_ms {
-                    wb.remove(
-                        &self.recent,
-                        keys::recent_key(&p.user_id, old.version.occurred_at_ms, &p.content_id),
-                    );
+                Write::Delete { table, pk, ck, .. } => {
+                    net.insert(keys::row_key(table, &pk, &ck), None);
+                }
+                Write::DeletePartition { table, pk, .. } => {
+                    let prefix = keys::partition_prefix(table, &pk);
+                    for guard in self.rows.prefix(&prefix) {
+                        let key = guard
+                            .key()
+                            .map_err(|e| map_err("scanning a partition to delete it", e))?;
+                        net.insert(key.to_vec(), None);
+                    }
+                    for (_, v) in net
+                        .range_mut(prefix.clone()..)
+                        .take_while(|(k, _)| k.starts_with(&prefix))
+                    {
+                        *v = None;
+                    }
                 }
             }
-            wb.insert(&self.progress, key, codec::encode_row(p)?);
-            wb.insert(
-                &self.recent,
-                keys::recent_key(&p.user_id, p.version.occurred_at_ms, &p.content_id),
-                Vec::new(),
-            );
         }
 
+        let mut wb = self.db.batch().durability(Some(self.persist_mode));
+        for (key, value) in net {
+            match value {
+                Some(v) => wb.insert(&self.rows, key, v),
+                None => wb.remove(&self.rows, key),
+            }
+        }
         for ((topic, partition), next_offset) in checkpoints {
             let key = keys::checkpoint_key(&batch.projection, topic, partition);
             let old = self
@@ -291,115 +314,209 @@ impl Inner {
         tracing::trace!(items, projection = %batch.projection, "batch committed");
         Ok(())
     }
+}
+
+impl Inner {
+    fn get_blocking(&self, table: &str, pk: &str, ck: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.rows
+            .get(keys::row_key(table, pk, ck))
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|e| map_err("reading a row", e))
+    }
+
+    fn get_many_blocking(
+        &self,
+        table: &str,
+        keys_: &[(String, String)],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let snap = self.db.snapshot();
+        keys_
+            .iter()
+            .map(|(pk, ck)| {
+                snap.get(&self.rows, keys::row_key(table, pk, ck))
+                    .map(|v| v.map(|v| v.to_vec()))
+                    .map_err(|e| map_err("reading a row", e))
+            })
+            .collect()
+    }
+
+    fn scan_blocking(
+        &self,
+        table: &str,
+        pk: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        let prefix = keys::partition_prefix(table, pk);
+        let lower = match after {
+            Some(ck) => Bound::Excluded(keys::row_key(table, pk, ck)),
+            None => Bound::Included(prefix.clone()),
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        if limit == 0 {
+            return Ok(out);
+        }
+        for guard in self.rows.range((lower, Bound::<Vec<u8>>::Unbounded)) {
+            let (key, value) = guard
+                .into_inner()
+                .map_err(|e| map_err("scanning a partition", e))?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let ck =
+                std::str::from_utf8(&key[prefix.len()..]).map_err(|_| StoreError::Corrupt {
+                    key: keys::display_key(&key),
+                    reason: "clustering key is not UTF-8".into(),
+                })?;
+            out.push(Row {
+                ck: ck.to_owned(),
+                value: value.to_vec(),
+            });
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn scan_table_blocking(
+        &self,
+        table: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<TableRow>, StoreError> {
+        let prefix = keys::table_prefix(table);
+        let lower = match after {
+            Some((pk, ck)) => Bound::Excluded(keys::row_key(table, pk, ck)),
+            None => Bound::Included(prefix.clone()),
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        if limit == 0 {
+            return Ok(out);
+        }
+        for guard in self.rows.range((lower, Bound::<Vec<u8>>::Unbounded)) {
+            let (key, value) = guard
+                .into_inner()
+                .map_err(|e| map_err("scanning a table", e))?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let parsed = keys::parse_row_key(&key).ok_or_else(|| StoreError::Corrupt {
+                key: keys::display_key(&key),
+                reason: "malformed row key".into(),
+            })?;
+            out.push(TableRow {
+                pk: parsed.pk.to_owned(),
+                ck: parsed.ck.to_owned(),
+                value: value.to_vec(),
+            });
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
 
     fn checkpoint_blocking(
         &self,
         projection: &str,
         topic: &str,
         partition: i32,
-    ) -> Result<Option<Checkpoint>, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let key = keys::checkpoint_key(projection, topic, partition);
-        let Some(v) = self
+        match self
             .checkpoints
             .get(&key)
             .map_err(|e| map_err("reading a checkpoint", e))?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(Checkpoint {
-            topic: topic.to_owned(),
-            partition,
-            next_offset: codec::decode_checkpoint(&key, &v)?,
-        }))
-    }
-
-    fn get_blocking(
-        &self,
-        user_id: &str,
-        content_id: &str,
-    ) -> Result<Option<Progress>, StoreError> {
-        let key = keys::row_key(user_id, content_id);
-        match self
-            .progress
-            .get(&key)
-            .map_err(|e| map_err("reading a progress row", e))?
         {
-            Some(v) => codec::decode_row(&key, user_id, content_id, &v).map(Some),
+            Some(v) => codec::decode_checkpoint(&key, &v).map(Some),
             None => Ok(None),
         }
     }
 
-    fn list_blocking(
-        &self,
-        user_id: &str,
-        page: PageRequest,
-    ) -> Result<Page<Progress>, StoreError> {
-        let prefix = keys::user_prefix(user_id);
-        let lower = match page.cursor.as_deref() {
-            Some(c) => Bound::Excluded(codec::decode_cursor(c, user_id)?),
-            None => Bound::Included(prefix.clone()),
-        };
-        if page.limit == 0 {
-            return Ok(Page {
-                items: Vec::new(),
-                next_cursor: None,
-            });
-        }
-        // Index and rows read from one snapshot, so a concurrent apply cannot show a row
-        // at an index position it no longer has.
-        let snap = self.db.snapshot();
-        let mut items = Vec::with_capacity(page.limit.min(1024));
-        let mut last_key: Option<Vec<u8>> = None;
-        let mut has_more = false;
-        for guard in snap.range(&self.recent, (lower, Bound::<Vec<u8>>::Unbounded)) {
-            let (key, _) = guard
+    fn checkpoints_blocking(&self, projection: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut out = Vec::new();
+        for guard in self.checkpoints.prefix(keys::projection_prefix(projection)) {
+            let (key, value) = guard
                 .into_inner()
-                .map_err(|e| map_err("scanning the recent-progress index", e))?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            if items.len() == page.limit {
-                has_more = true;
-                break;
-            }
-            let entry = keys::parse_recent_key(&key).ok_or_else(|| StoreError::Corrupt {
-                key: keys::display_key(&key),
-                reason: "malformed recent-progress index key".into(),
-            })?;
-            let row_key = keys::row_key(entry.user_id, entry.content_id);
-            let value = snap
-                .get(&self.progress, &row_key)
-                .map_err(|e| map_err("reading a progress row", e))?
-                .ok_or_else(|| StoreError::Corrupt {
-                    key: keys::display_key(&key),
-                    reason: "index entry without a progress row".into(),
-                })?;
-            let row = codec::decode_row(&row_key, entry.user_id, entry.content_id, &value)?;
-            if row.version.occurred_at_ms != entry.occurred_at_ms {
+                .map_err(|e| map_err("reading checkpoints", e))?;
+            let Some((p, topic, partition)) = keys::parse_checkpoint_key(&key) else {
                 return Err(StoreError::Corrupt {
                     key: keys::display_key(&key),
-                    reason: "stale index entry (row has another occurred_at)".into(),
+                    reason: "malformed checkpoint key".into(),
                 });
+            };
+            if p != projection {
+                continue;
             }
-            items.push(row);
-            last_key = Some(key.to_vec());
+            out.push(Checkpoint {
+                topic: topic.to_owned(),
+                partition,
+                next_offset: codec::decode_checkpoint(&key, &value)?,
+            });
         }
-        let next_cursor = match (has_more, last_key) {
-            (true, Some(k)) => Some(codec::encode_cursor(&k)),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        Ok(out)
     }
 }
 
 #[async_trait]
 impl Store for EmbeddedStore {
-    async fn apply(&self, batch: ProgressBatch) -> Result<(), StoreError> {
-        if batch.upserts.is_empty() && batch.checkpoints.is_empty() {
+    async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        if batch.writes.is_empty() && batch.checkpoints.is_empty() {
             return Ok(());
         }
         let inner = self.inner.clone();
         blocking(move || inner.apply_blocking(batch)).await
+    }
+
+    async fn get(&self, table: &str, pk: &str, ck: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let inner = self.inner.clone();
+        let (table, pk, ck) = (table.to_owned(), pk.to_owned(), ck.to_owned());
+        blocking(move || inner.get_blocking(&table, &pk, &ck)).await
+    }
+
+    async fn get_many(
+        &self,
+        table: &str,
+        keys: &[(String, String)],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = self.inner.clone();
+        let (table, keys) = (table.to_owned(), keys.to_vec());
+        blocking(move || inner.get_many_blocking(&table, &keys)).await
+    }
+
+    async fn scan(
+        &self,
+        table: &str,
+        pk: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        let inner = self.inner.clone();
+        let (table, pk, after) = (table.to_owned(), pk.to_owned(), after.map(str::to_owned));
+        blocking(move || inner.scan_blocking(&table, &pk, after.as_deref(), limit)).await
+    }
+
+    async fn scan_table(
+        &self,
+        table: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<TableRow>, StoreError> {
+        let inner = self.inner.clone();
+        let table = table.to_owned();
+        let after = after.map(|(p, c)| (p.to_owned(), c.to_owned()));
+        blocking(move || {
+            inner.scan_table_blocking(
+                &table,
+                after.as_ref().map(|(p, c)| (p.as_str(), c.as_str())),
+                limit,
+            )
+        })
+        .await
     }
 
     async fn checkpoint(
@@ -407,30 +524,16 @@ impl Store for EmbeddedStore {
         projection: &str,
         topic: &str,
         partition: i32,
-    ) -> Result<Option<Checkpoint>, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let inner = self.inner.clone();
         let (projection, topic) = (projection.to_owned(), topic.to_owned());
         blocking(move || inner.checkpoint_blocking(&projection, &topic, partition)).await
     }
 
-    async fn get_progress(
-        &self,
-        user_id: &str,
-        content_id: &str,
-    ) -> Result<Option<Progress>, StoreError> {
+    async fn checkpoints(&self, projection: &str) -> Result<Vec<Checkpoint>, StoreError> {
         let inner = self.inner.clone();
-        let (user_id, content_id) = (user_id.to_owned(), content_id.to_owned());
-        blocking(move || inner.get_blocking(&user_id, &content_id)).await
-    }
-
-    async fn list_progress(
-        &self,
-        user_id: &str,
-        page: PageRequest,
-    ) -> Result<Page<Progress>, StoreError> {
-        let inner = self.inner.clone();
-        let user_id = user_id.to_owned();
-        blocking(move || inner.list_blocking(&user_id, page)).await
+        let projection = projection.to_owned();
+        blocking(move || inner.checkpoints_blocking(&projection)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,43 +1,27 @@
-//! `user_progress`: folds `PlaybackProgressed` from `user-activity` into the user progress
-//! projection (one row per user and content, last write wins on event time then offset).
-
-use std::sync::Arc;
+//! `user_progress`: folds `PlaybackProgressed` and `UserDataErased` from `user-activity` into
+//! [`fleuve_projections::progress`]: one row per user and content (last write wins on event
+//! time, then offset) and the user's continue-watching list (unfinished items, most recent
+//! first). An erasure deletes both partitions of the user.
 
 use async_trait::async_trait;
-use fleuve_projections::{Checkpoint, EventVersion, Progress, ProgressBatch, Store, StoreError};
-use fleuve_schemas::{Event, PlaybackProgressed};
+use fleuve_projections::progress::{
+    continue_watching_ck, ContinueWatching, EventVersion, Progress, CONTINUE_WATCHING, PROGRESS,
+};
+use fleuve_projections::{stamp, Staging, Store, StoreError};
+use fleuve_schemas::{Event, PlaybackProgressed, UserDataErased};
 
-use crate::runtime::{Handler, Incoming};
+use super::decode;
+use crate::runtime::{Fold, Handler, Incoming};
 
-pub(super) const NAME: &str = "user_progress";
+pub(super) const NAME: &str = fleuve_projections::progress::PROJECTION;
 
 /// The `user_progress` processor.
-#[derive(Debug, Clone)]
-pub struct UserProgress {
-    store: Arc<dyn Store>,
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UserProgress;
 
-impl UserProgress {
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
-    }
-
-    fn row(event: &Incoming) -> Result<Progress, String> {
-        let e = PlaybackProgressed::from_avro(&event.value).map_err(|e| e.to_string())?;
-        e.validate().map_err(|e| e.to_string())?;
-        Ok(Progress {
-            version: EventVersion {
-                occurred_at_ms: e.occurred_at,
-                offset: event.offset,
-            },
-            user_id: e.user_id,
-            content_id: e.content_id,
-            position_ms: e.position_ms,
-            duration_ms: e.duration_ms,
-            device: e.device,
-            event_id: e.event_id,
-        })
-    }
+enum Item {
+    Progress(PlaybackProgressed),
+    Erased(UserDataErased),
 }
 
 #[async_trait]
@@ -51,33 +35,86 @@ impl Handler for UserProgress {
     }
 
     fn wants(&self, event_type: &str) -> bool {
-        event_type == PlaybackProgressed::TYPE
+        event_type == PlaybackProgressed::TYPE || event_type == UserDataErased::TYPE
     }
 
-    fn check(&self, event: &Incoming) -> Result<(), String> {
-        Self::row(event).map(|_| ())
+    async fn fold(&self, store: &dyn Store, events: &[Incoming]) -> Result<Fold, StoreError> {
+        let mut fold = Fold::default();
+        let mut items = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            let item = match event.event_type {
+                PlaybackProgressed::TYPE => decode(event).map(Item::Progress),
+                UserDataErased::TYPE => decode(event).map(Item::Erased),
+                other => Err(format!("`{other}` is not consumed by {NAME}")),
+            };
+            match item {
+                Ok(item) => items.push((event.offset, item)),
+                Err(reason) => fold.rejected.push((i, reason)),
+            }
+        }
+        let mut st = Staging::new(store);
+        st.prefetch(
+            PROGRESS,
+            items.iter().filter_map(|(_, item)| match item {
+                Item::Progress(p) => Some((p.user_id.clone(), p.content_id.clone())),
+                Item::Erased(_) => None,
+            }),
+        )
+        .await?;
+        for (offset, item) in items {
+            let ts = stamp(offset, 0);
+            match item {
+                Item::Progress(p) => apply_progress(&mut st, p, offset, ts).await?,
+                Item::Erased(e) => {
+                    st.delete_partition(PROGRESS, &e.user_id, ts);
+                    st.delete_partition(CONTINUE_WATCHING, &e.user_id, ts);
+                }
+            }
+        }
+        fold.writes = st.into_writes();
+        Ok(fold)
     }
+}
 
-    async fn apply(
-        &self,
-        events: &[Incoming],
-        checkpoints: &[Checkpoint],
-    ) -> Result<(), StoreError> {
-        let upserts = events.iter().filter_map(|e| Self::row(e).ok()).collect();
-        self.store
-            .apply(ProgressBatch {
-                projection: NAME.to_owned(),
-                upserts,
-                checkpoints: checkpoints.to_vec(),
-            })
-            .await
+async fn apply_progress(
+    st: &mut Staging<'_>,
+    p: PlaybackProgressed,
+    offset: i64,
+    ts: i64,
+) -> Result<(), StoreError> {
+    let version = EventVersion {
+        occurred_at_ms: p.occurred_at,
+        offset,
+    };
+    let old: Option<Progress> = st.get_json(PROGRESS, &p.user_id, &p.content_id).await?;
+    if old.as_ref().is_some_and(|old| old.version >= version) {
+        return Ok(()); // older than what the row holds, or applied already
     }
-
-    async fn checkpoint(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .store
-            .checkpoint(NAME, topic, partition)
-            .await?
-            .map(|c| c.next_offset))
+    let row = Progress {
+        user_id: p.user_id,
+        content_id: p.content_id,
+        position_ms: p.position_ms,
+        duration_ms: p.duration_ms,
+        device: p.device,
+        event_id: p.event_id,
+        version,
+    };
+    let new_ck = continue_watching_ck(version.occurred_at_ms, &row.content_id);
+    if let Some(old) = old.filter(|old| !old.finished()) {
+        let old_ck = continue_watching_ck(old.version.occurred_at_ms, &row.content_id);
+        if old_ck != new_ck || row.finished() {
+            st.delete(CONTINUE_WATCHING, &row.user_id, &old_ck, ts);
+        }
     }
+    st.put_json(PROGRESS, &row.user_id, &row.content_id, &row, ts)?;
+    if !row.finished() {
+        st.put_json(
+            CONTINUE_WATCHING,
+            &row.user_id,
+            &new_ck,
+            &ContinueWatching::from(&row),
+            ts,
+        )?;
+    }
+    Ok(())
 }

@@ -1,0 +1,52 @@
+//! Bookmarks (`bookmarks` processor): the contents each user has bookmarked, most recent
+//! first.
+//!
+//! | table | partition | rows (clustering order) | value |
+//! | --- | --- | --- | --- |
+//! | [`BOOKMARKS`] | user id | newest `added_at` first | [`Bookmark`] |
+//! | [`BOOKMARK_KEYS`] | user id | one per content id | [`Bookmark`] (to find its entry in [`BOOKMARKS`]) |
+//!
+//! Adding a bookmark that exists moves it to the front (its time becomes the new event's);
+//! removing an absent one changes nothing. `UserDataErased` deletes both partitions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::paging::{self, desc_i64};
+use crate::{Page, PageRequest, Store, StoreError};
+
+/// Table of bookmarks, newest first.
+pub const BOOKMARKS: &str = "bookmarks";
+/// Table of bookmarks by content id.
+pub const BOOKMARK_KEYS: &str = "bookmark_keys";
+/// Every table of this read model.
+pub const TABLES: &[&str] = &[BOOKMARKS, BOOKMARK_KEYS];
+/// Name of the processor (and of its checkpoints).
+pub const PROJECTION: &str = "bookmarks";
+
+/// A bookmarked content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bookmark {
+    pub content_id: String,
+    /// Event time of the `BookmarkAdded`, ms since the Unix epoch.
+    pub added_at_ms: i64,
+    pub event_id: String,
+}
+
+/// Clustering key of a bookmark in [`BOOKMARKS`]: newest first.
+pub fn bookmark_ck(added_at_ms: i64, content_id: &str) -> String {
+    format!("{}{content_id}", desc_i64(added_at_ms))
+}
+
+/// A user's bookmarks, most recent first.
+pub async fn list(
+    store: &dyn Store,
+    user_id: &str,
+    page: &PageRequest,
+) -> Result<Page<Bookmark>, StoreError> {
+    paging::page(store, BOOKMARKS, user_id, page, |row| {
+        serde_json::from_slice(&row.value).map_err(|e| {
+            StoreError::corrupt(BOOKMARKS, user_id, &row.ck, format!("undecodable row: {e}"))
+        })
+    })
+    .await
+}

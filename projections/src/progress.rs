@@ -1,0 +1,136 @@
+//! User progress (`user_progress` processor): where each user is in each content, and the
+//! user's continue-watching list.
+//!
+//! | table | partition | rows (clustering order) | value |
+//! | --- | --- | --- | --- |
+//! | [`PROGRESS`] | user id | one per content id | [`Progress`] |
+//! | [`CONTINUE_WATCHING`] | user id | newest `updated_at` first, unfinished only | [`ContinueWatching`] |
+//!
+//! A progress row is replaced only by an event with a greater [`EventVersion`] (event
+//! time, then log offset): a device that comes back online with older positions does not
+//! move the user backwards. An item counts as *finished*, and leaves the continue-watching
+//! list, once its position reaches [`FINISHED_PERCENT`] % of its duration. `UserDataErased`
+//! deletes both partitions of the user.
+
+use serde::{Deserialize, Serialize};
+
+use crate::paging::{self, desc_i64};
+use crate::{Page, PageRequest, Store, StoreError};
+
+/// Table of progress rows.
+pub const PROGRESS: &str = "progress";
+/// Table of the continue-watching lists.
+pub const CONTINUE_WATCHING: &str = "continue_watching";
+/// Every table of this read model.
+pub const TABLES: &[&str] = &[PROGRESS, CONTINUE_WATCHING];
+/// Name of the processor (and of its checkpoints).
+pub const PROJECTION: &str = "user_progress";
+/// Position, as a percentage of the duration, from which an item is finished.
+pub const FINISHED_PERCENT: i64 = 95;
+
+/// Orders two writes of the same row: event time first, then the log offset. Redelivering
+/// an event yields the same version, so applying it again is a no-op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EventVersion {
+    /// `occurred_at` of the event, milliseconds since the Unix epoch.
+    pub occurred_at_ms: i64,
+    /// Offset of the event in its partition.
+    pub offset: i64,
+}
+
+/// A user's playback progress on one content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub user_id: String,
+    pub content_id: String,
+    pub position_ms: i64,
+    pub duration_ms: i64,
+    pub device: String,
+    /// Id of the event that wrote this row.
+    pub event_id: String,
+    /// Which write this is, for last-write-wins.
+    pub version: EventVersion,
+}
+
+impl Progress {
+    /// Whether the user has (nearly) finished the content.
+    pub fn finished(&self) -> bool {
+        self.duration_ms > 0
+            && i128::from(self.position_ms) * 100
+                >= i128::from(self.duration_ms) * i128::from(FINISHED_PERCENT)
+    }
+}
+
+/// An entry of a continue-watching list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContinueWatching {
+    pub content_id: String,
+    pub position_ms: i64,
+    pub duration_ms: i64,
+    pub device: String,
+    /// Event time of the last progress, ms since the Unix epoch.
+    pub updated_at_ms: i64,
+}
+
+impl From<&Progress> for ContinueWatching {
+    fn from(p: &Progress) -> Self {
+        Self {
+            content_id: p.content_id.clone(),
+            position_ms: p.position_ms,
+            duration_ms: p.duration_ms,
+            device: p.device.clone(),
+            updated_at_ms: p.version.occurred_at_ms,
+        }
+    }
+}
+
+/// Clustering key of a progress row in [`CONTINUE_WATCHING`]: newest first.
+pub fn continue_watching_ck(updated_at_ms: i64, content_id: &str) -> String {
+    format!("{}{content_id}", desc_i64(updated_at_ms))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    table: &str,
+    pk: &str,
+    ck: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::corrupt(table, pk, ck, format!("undecodable row: {e}")))
+}
+
+/// One user's progress on one content.
+pub async fn get(
+    store: &dyn Store,
+    user_id: &str,
+    content_id: &str,
+) -> Result<Option<Progress>, StoreError> {
+    match store.get(PROGRESS, user_id, content_id).await? {
+        Some(v) => decode(PROGRESS, user_id, content_id, &v).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A user's progress rows, by content id.
+pub async fn list(
+    store: &dyn Store,
+    user_id: &str,
+    page: &PageRequest,
+) -> Result<Page<Progress>, StoreError> {
+    paging::page(store, PROGRESS, user_id, page, |row| {
+        decode(PROGRESS, user_id, &row.ck, &row.value)
+    })
+    .await
+}
+
+/// A user's unfinished contents, most recently watched first.
+pub async fn continue_watching(
+    store: &dyn Store,
+    user_id: &str,
+    page: &PageRequest,
+) -> Result<Page<ContinueWatching>, StoreError> {
+    paging::page(store, CONTINUE_WATCHING, user_id, page, |row| {
+        decode(CONTINUE_WATCHING, user_id, &row.ck, &row.value)
+    })
+    .await
+}

@@ -4,7 +4,7 @@
 //! fleuve run                 # everything on one machine: registry, ingest, processors, query API
 //! fleuve registry            # the schema registry            (default 127.0.0.1:8081)
 //! fleuve ingest              # the HTTP ingest service        (default 127.0.0.1:8082)
-//! fleuve process <name>      # one processor (user_progress, bookmarks, catalog, orders, inventory)  (ops on 127.0.0.1:8083)
+//! fleuve process <name>…    # processors: user_progress bookmarks catalog orders inventory, or all (ops 127.0.0.1:8083)
 //! fleuve query               # the query API                  (default 127.0.0.1:8080)
 //! fleuve topics create       # create the platform's topics (idempotent)
 //! fleuve schemas check       # are the .avsc files compatible with their earlier versions?

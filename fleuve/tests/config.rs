@@ -90,3 +90,18 @@ fn mistakes_in_the_file_are_named() {
         assert!(err.contains(expected), "{file}: {err}");
     }
 }
+
+#[test]
+fn process_refuses_unknown_processor_names() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleuve"))
+        .args(["--no-auth", "process", "user_progress", "nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown processor `nope`")
+            && stderr.contains("user_progress, bookmarks, catalog, orders, inventory, or `all`"),
+        "{stderr}"
+    );
+}

@@ -311,3 +311,26 @@ async fn timers_run_without_events_and_lag_is_reported() {
     shutdown.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn batch_sizes_out_of_bounds_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fleuve_projections::open(&format!("embedded://{}", dir.path().display()))
+        .await
+        .unwrap();
+    for size in [0, fleuve_processors::runtime::MAX_BATCH_EVENTS + 1] {
+        let mut config = ProcessorConfig::new(
+            fleuve_kafka::KafkaConfig::new("127.0.0.1:1"),
+            "http://127.0.0.1:1",
+        );
+        config.batch_max_events = size;
+        let err = Processor::new(config, Arc::new(UserProgress), Arc::clone(&store))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("batch_max_events must be from 1 to 5000"),
+            "{err}"
+        );
+        assert!(err.contains(&format!("got {size}")), "{err}");
+    }
+}

@@ -104,13 +104,18 @@ pub trait Handler: Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
+/// Largest [`ProcessorConfig::batch_max_events`]: read models recognise a replayed batch
+/// within a window of offsets (`fleuve_projections::inventory::REPLAY_WINDOW`) that a batch
+/// must not exceed.
+pub const MAX_BATCH_EVENTS: usize = 5_000;
+
 /// Settings of a processor.
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
     pub kafka: KafkaConfig,
     /// Base URL of the schema registry.
     pub registry_url: String,
-    /// Most records in one batch.
+    /// Most records in one batch, from 1 to [`MAX_BATCH_EVENTS`].
     pub batch_max_events: usize,
     /// Longest wait for a batch to fill once its first record has arrived.
     pub batch_max_wait: Duration,
@@ -147,6 +152,11 @@ pub enum ProcessorError {
         processor: &'static str,
         #[source]
         source: FleuveKafkaError,
+    },
+    #[error("processor `{processor}`: invalid settings: {reason}")]
+    Config {
+        processor: &'static str,
+        reason: String,
     },
     #[error("processor `{processor}`: schema registry: {reason}")]
     Registry {
@@ -258,6 +268,15 @@ impl Processor {
         store: Arc<dyn Store>,
     ) -> Result<Self, ProcessorError> {
         let name = handler.name();
+        if !(1..=MAX_BATCH_EVENTS).contains(&config.batch_max_events) {
+            return Err(ProcessorError::Config {
+                processor: name,
+                reason: format!(
+                    "batch_max_events must be from 1 to {MAX_BATCH_EVENTS}, got {}",
+                    config.batch_max_events
+                ),
+            });
+        }
         let kafka_err = |source| ProcessorError::Kafka {
             processor: name,
             source,

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::paging::{self, desc_i64};
+use crate::paging::desc_i64;
 use crate::{Page, PageRequest, Store, StoreError};
 
 /// Table of bookmarks, newest first.
@@ -43,10 +43,5 @@ pub async fn list(
     user_id: &str,
     page: &PageRequest,
 ) -> Result<Page<Bookmark>, StoreError> {
-    paging::page(store, BOOKMARKS, user_id, page, |row| {
-        serde_json::from_slice(&row.value).map_err(|e| {
-            StoreError::corrupt(BOOKMARKS, user_id, &row.ck, format!("undecodable row: {e}"))
-        })
-    })
-    .await
+    crate::json::page(store, BOOKMARKS, user_id, page).await
 }

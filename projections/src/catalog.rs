@@ -279,25 +279,12 @@ pub fn schedule_ck(at_ms: i64, content_id: &str) -> String {
     format!("{}{content_id}", asc_i64(at_ms))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(
-    table: &str,
-    pk: &str,
-    ck: &str,
-    bytes: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::corrupt(table, pk, ck, format!("undecodable row: {e}")))
-}
-
 /// A content's state, publishable or not (for tools and operators; fronts use [`get`]).
 pub async fn state(
     store: &dyn Store,
     content_id: &str,
 ) -> Result<Option<ContentState>, StoreError> {
-    match store.get(CONTENT, content_id, ROW).await? {
-        Some(v) => decode(CONTENT, content_id, ROW, &v).map(Some),
-        None => Ok(None),
-    }
+    crate::json::get(store, CONTENT, content_id, ROW).await
 }
 
 /// A content, if it is publishable at `now_ms`.
@@ -340,7 +327,7 @@ pub async fn get_many(
     };
     for ((id, _), value) in keys.into_iter().zip(values) {
         let found = match value {
-            Some(v) => decode::<ContentState>(CONTENT, &id, ROW, &v)?
+            Some(v) => crate::json::decode::<ContentState>(CONTENT, &id, ROW, &v)?
                 .publishable_at(now_ms)
                 .cloned(),
             None => None,
@@ -363,7 +350,7 @@ pub async fn list_episodes(
     now_ms: i64,
 ) -> Result<Page<EpisodeEntry>, StoreError> {
     let raw = paging::page(store, EPISODES, program_id, page, |row| {
-        decode::<EpisodeEntry>(EPISODES, program_id, &row.ck, &row.value)
+        crate::json::decode::<EpisodeEntry>(EPISODES, program_id, &row.ck, &row.value)
     })
     .await?;
     Ok(Page {
@@ -388,7 +375,8 @@ pub async fn due_edges(
         .await?;
     let mut due = Vec::with_capacity(rows.len());
     for row in rows {
-        let edge: ScheduledEdge = decode(SCHEDULE, SCHEDULE_PARTITION, &row.ck, &row.value)?;
+        let edge: ScheduledEdge =
+            crate::json::decode(SCHEDULE, SCHEDULE_PARTITION, &row.ck, &row.value)?;
         if edge.at_ms > now_ms {
             break;
         }

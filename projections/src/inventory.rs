@@ -20,7 +20,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::paging;
 use crate::{Page, PageRequest, Store, StoreError};
 
 /// Table of stock counts by sku.
@@ -124,22 +123,9 @@ pub struct ReservationChange {
     pub at_ms: i64,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(
-    table: &str,
-    pk: &str,
-    ck: &str,
-    bytes: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::corrupt(table, pk, ck, format!("undecodable row: {e}")))
-}
-
 /// The stock of one sku (`None` if no event touched it).
 pub async fn get(store: &dyn Store, sku: &str) -> Result<Option<Stock>, StoreError> {
-    match store.get(STOCK, sku, STOCK_CK).await? {
-        Some(v) => decode(STOCK, sku, STOCK_CK, &v).map(Some),
-        None => Ok(None),
-    }
+    crate::json::get(store, STOCK, sku, STOCK_CK).await
 }
 
 /// What one order has reserved of one sku.
@@ -148,10 +134,7 @@ pub async fn reservation(
     sku: &str,
     order_id: &str,
 ) -> Result<Option<Reservation>, StoreError> {
-    match store.get(STOCK_RESERVATIONS, sku, order_id).await? {
-        Some(v) => decode(STOCK_RESERVATIONS, sku, order_id, &v).map(Some),
-        None => Ok(None),
-    }
+    crate::json::get(store, STOCK_RESERVATIONS, sku, order_id).await
 }
 
 /// The reservations of one sku, by order id (released ones included, with quantity 0).
@@ -160,8 +143,5 @@ pub async fn reservations(
     sku: &str,
     page: &PageRequest,
 ) -> Result<Page<Reservation>, StoreError> {
-    paging::page(store, STOCK_RESERVATIONS, sku, page, |row| {
-        decode(STOCK_RESERVATIONS, sku, &row.ck, &row.value)
-    })
-    .await
+    crate::json::page(store, STOCK_RESERVATIONS, sku, page).await
 }

@@ -39,6 +39,7 @@ pub mod catalog;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod inventory;
+pub mod json;
 mod model;
 pub mod orders;
 pub mod paging;

@@ -23,7 +23,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::paging::{self, desc_i64};
+use crate::paging::desc_i64;
 use crate::{Page, PageRequest, Store, StoreError};
 
 /// Table of orders by id.
@@ -207,22 +207,9 @@ pub fn list_ck(placed_at_ms: i64, order_id: &str) -> String {
     format!("{}{order_id}", desc_i64(placed_at_ms))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(
-    table: &str,
-    pk: &str,
-    ck: &str,
-    bytes: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::corrupt(table, pk, ck, format!("undecodable row: {e}")))
-}
-
 /// One order.
 pub async fn get(store: &dyn Store, order_id: &str) -> Result<Option<Order>, StoreError> {
-    match store.get(ORDERS, order_id, ORDER_CK).await? {
-        Some(v) => decode(ORDERS, order_id, ORDER_CK, &v).map(Some),
-        None => Ok(None),
-    }
+    crate::json::get(store, ORDERS, order_id, ORDER_CK).await
 }
 
 /// A buyer's orders, most recently placed first.
@@ -231,10 +218,7 @@ pub async fn list_by_buyer(
     buyer_id: &str,
     page: &PageRequest,
 ) -> Result<Page<OrderSummary>, StoreError> {
-    paging::page(store, ORDERS_BY_BUYER, buyer_id, page, |row| {
-        decode(ORDERS_BY_BUYER, buyer_id, &row.ck, &row.value)
-    })
-    .await
+    crate::json::page(store, ORDERS_BY_BUYER, buyer_id, page).await
 }
 
 /// A seller's orders, most recently placed first.
@@ -243,10 +227,7 @@ pub async fn list_by_seller(
     seller_id: &str,
     page: &PageRequest,
 ) -> Result<Page<OrderSummary>, StoreError> {
-    paging::page(store, ORDERS_BY_SELLER, seller_id, page, |row| {
-        decode(ORDERS_BY_SELLER, seller_id, &row.ck, &row.value)
-    })
-    .await
+    crate::json::page(store, ORDERS_BY_SELLER, seller_id, page).await
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::paging::{self, desc_i64};
+use crate::paging::desc_i64;
 use crate::{Page, PageRequest, Store, StoreError};
 
 /// Table of progress rows.
@@ -89,26 +89,13 @@ pub fn continue_watching_ck(updated_at_ms: i64, content_id: &str) -> String {
     format!("{}{content_id}", desc_i64(updated_at_ms))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(
-    table: &str,
-    pk: &str,
-    ck: &str,
-    bytes: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::corrupt(table, pk, ck, format!("undecodable row: {e}")))
-}
-
 /// One user's progress on one content.
 pub async fn get(
     store: &dyn Store,
     user_id: &str,
     content_id: &str,
 ) -> Result<Option<Progress>, StoreError> {
-    match store.get(PROGRESS, user_id, content_id).await? {
-        Some(v) => decode(PROGRESS, user_id, content_id, &v).map(Some),
-        None => Ok(None),
-    }
+    crate::json::get(store, PROGRESS, user_id, content_id).await
 }
 
 /// A user's progress rows, by content id.
@@ -117,10 +104,7 @@ pub async fn list(
     user_id: &str,
     page: &PageRequest,
 ) -> Result<Page<Progress>, StoreError> {
-    paging::page(store, PROGRESS, user_id, page, |row| {
-        decode(PROGRESS, user_id, &row.ck, &row.value)
-    })
-    .await
+    crate::json::page(store, PROGRESS, user_id, page).await
 }
 
 /// A user's unfinished contents, most recently watched first.
@@ -129,8 +113,5 @@ pub async fn continue_watching(
     user_id: &str,
     page: &PageRequest,
 ) -> Result<Page<ContinueWatching>, StoreError> {
-    paging::page(store, CONTINUE_WATCHING, user_id, page, |row| {
-        decode(CONTINUE_WATCHING, user_id, &row.ck, &row.value)
-    })
-    .await
+    crate::json::page(store, CONTINUE_WATCHING, user_id, page).await
 }

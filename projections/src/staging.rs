@@ -106,9 +106,7 @@ impl<'s> Staging<'s> {
         ck: &str,
     ) -> Result<Option<T>, StoreError> {
         match self.get(table, pk, ck).await? {
-            Some(bytes) => serde_json::from_slice(bytes)
-                .map(Some)
-                .map_err(|e| StoreError::corrupt(table, pk, ck, format!("undecodable row: {e}"))),
+            Some(bytes) => crate::json::decode(table, pk, ck, bytes).map(Some),
             None => Ok(None),
         }
     }

@@ -48,6 +48,24 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Handler>> {
     })
 }
 
+/// Decodes each event of a batch with `decode` (which names the event type it expects):
+/// the events that decode, with their index in the batch, and the reasons of the others
+/// added to `rejected`.
+pub(crate) fn decode_each<'e, I>(
+    events: &'e [Incoming],
+    rejected: &mut Vec<(usize, String)>,
+    decode: impl Fn(&Incoming) -> Result<I, String>,
+) -> Vec<(usize, &'e Incoming, I)> {
+    let mut items = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        match decode(event) {
+            Ok(item) => items.push((i, event, item)),
+            Err(reason) => rejected.push((i, reason)),
+        }
+    }
+    items
+}
+
 /// Decodes an event into its Rust type and checks its rules; the error is the reason a
 /// dead letter carries.
 pub(crate) fn decode<E: Event>(event: &Incoming) -> Result<E, String> {

@@ -8,7 +8,7 @@ use fleuve_projections::bookmarks::{bookmark_ck, Bookmark, BOOKMARKS, BOOKMARK_K
 use fleuve_projections::{stamp, Staging, Store, StoreError};
 use fleuve_schemas::{BookmarkAdded, BookmarkRemoved, Event, UserDataErased};
 
-use super::decode;
+use super::{decode, decode_each};
 use crate::runtime::{Fold, Handler, Incoming};
 
 pub(super) const NAME: &str = fleuve_projections::bookmarks::PROJECTION;
@@ -42,30 +42,24 @@ impl Handler for Bookmarks {
 
     async fn fold(&self, store: &dyn Store, events: &[Incoming]) -> Result<Fold, StoreError> {
         let mut fold = Fold::default();
-        let mut items = Vec::with_capacity(events.len());
-        for (i, event) in events.iter().enumerate() {
-            let item = match event.event_type {
-                BookmarkAdded::TYPE => decode(event).map(Item::Added),
-                BookmarkRemoved::TYPE => decode(event).map(Item::Removed),
-                UserDataErased::TYPE => decode(event).map(Item::Erased),
-                other => Err(format!("`{other}` is not consumed by {NAME}")),
-            };
-            match item {
-                Ok(item) => items.push((event.offset, item)),
-                Err(reason) => fold.rejected.push((i, reason)),
-            }
-        }
+        let items = decode_each(events, &mut fold.rejected, |event| match event.event_type {
+            BookmarkAdded::TYPE => decode(event).map(Item::Added),
+            BookmarkRemoved::TYPE => decode(event).map(Item::Removed),
+            UserDataErased::TYPE => decode(event).map(Item::Erased),
+            other => Err(format!("`{other}` is not consumed by {NAME}")),
+        });
         let mut st = Staging::new(store);
         st.prefetch(
             BOOKMARK_KEYS,
-            items.iter().filter_map(|(_, item)| match item {
+            items.iter().filter_map(|(_, _, item)| match item {
                 Item::Added(e) => Some((e.user_id.clone(), e.content_id.clone())),
                 Item::Removed(e) => Some((e.user_id.clone(), e.content_id.clone())),
                 Item::Erased(_) => None,
             }),
         )
         .await?;
-        for (offset, item) in items {
+        for (_, event, item) in items {
+            let offset = event.offset;
             let ts = stamp(offset, 0);
             match item {
                 Item::Added(e) => {

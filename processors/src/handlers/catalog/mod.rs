@@ -25,7 +25,7 @@ use fleuve_projections::catalog::{
 use fleuve_projections::{stamp, Staging, Store, StoreError, Writes};
 use fleuve_schemas::{ContentDeleted, ContentUnpublished, ContentUpserted, Event};
 
-use super::decode;
+use super::{decode, decode_each};
 use crate::runtime::{Fold, Handler, Incoming};
 
 pub(super) const NAME: &str = fleuve_projections::catalog::PROJECTION;
@@ -110,19 +110,12 @@ impl Handler for Catalog {
 
     async fn fold(&self, store: &dyn Store, events: &[Incoming]) -> Result<Fold, StoreError> {
         let mut fold = Fold::default();
-        let mut items = Vec::with_capacity(events.len());
-        for (i, event) in events.iter().enumerate() {
-            let item = match event.event_type {
-                ContentUpserted::TYPE => decode(event).map(Item::Upserted),
-                ContentUnpublished::TYPE => decode(event).map(Item::Unpublished),
-                ContentDeleted::TYPE => decode(event).map(Item::Deleted),
-                other => Err(format!("`{other}` is not consumed by {NAME}")),
-            };
-            match item {
-                Ok(item) => items.push((i, event, item)),
-                Err(reason) => fold.rejected.push((i, reason)),
-            }
-        }
+        let items = decode_each(events, &mut fold.rejected, |event| match event.event_type {
+            ContentUpserted::TYPE => decode(event).map(Item::Upserted),
+            ContentUnpublished::TYPE => decode(event).map(Item::Unpublished),
+            ContentDeleted::TYPE => decode(event).map(Item::Deleted),
+            other => Err(format!("`{other}` is not consumed by {NAME}")),
+        });
         let mut st = Staging::new(store);
         st.prefetch(
             CONTENT,

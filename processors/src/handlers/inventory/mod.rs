@@ -58,7 +58,7 @@ use fleuve_projections::inventory::{Reservation, Stock, STOCK, STOCK_CK, STOCK_R
 use fleuve_projections::{stamp, Staging, Store, StoreError};
 use fleuve_schemas::{Event, StockAdjusted, StockReleased, StockReserved};
 
-use super::decode;
+use super::{decode, decode_each};
 use crate::runtime::{Fold, Handler, Incoming};
 use rules::Effect;
 
@@ -120,19 +120,12 @@ impl Handler for Inventory {
 
     async fn fold(&self, store: &dyn Store, events: &[Incoming]) -> Result<Fold, StoreError> {
         let mut fold = Fold::default();
-        let mut items = Vec::with_capacity(events.len());
-        for (i, event) in events.iter().enumerate() {
-            let item = match event.event_type {
-                StockAdjusted::TYPE => decode(event).map(Item::Adjusted),
-                StockReserved::TYPE => decode(event).map(Item::Reserved),
-                StockReleased::TYPE => decode(event).map(Item::Released),
-                other => Err(format!("`{other}` is not consumed by {NAME}")),
-            };
-            match item {
-                Ok(item) => items.push((i, event.offset, item)),
-                Err(reason) => fold.rejected.push((i, reason)),
-            }
-        }
+        let items = decode_each(events, &mut fold.rejected, |event| match event.event_type {
+            StockAdjusted::TYPE => decode(event).map(Item::Adjusted),
+            StockReserved::TYPE => decode(event).map(Item::Reserved),
+            StockReleased::TYPE => decode(event).map(Item::Released),
+            other => Err(format!("`{other}` is not consumed by {NAME}")),
+        });
         let mut st = Staging::new(store);
         st.prefetch(
             STOCK,
@@ -149,7 +142,8 @@ impl Handler for Inventory {
             }),
         )
         .await?;
-        for (i, offset, item) in items {
+        for (i, event, item) in items {
+            let offset = event.offset;
             let sku = item.sku().to_owned();
             let stock = st
                 .get_json::<Stock>(STOCK, &sku, STOCK_CK)

@@ -62,7 +62,7 @@ use fleuve_schemas::{
     PaymentFailed,
 };
 
-use super::decode;
+use super::{decode, decode_each};
 use crate::runtime::{Fold, Handler, Incoming};
 
 pub(super) const NAME: &str = fleuve_projections::orders::PROJECTION;
@@ -174,13 +174,7 @@ impl Handler for Orders {
 
     async fn fold(&self, store: &dyn Store, events: &[Incoming]) -> Result<Fold, StoreError> {
         let mut fold = Fold::default();
-        let mut items = Vec::with_capacity(events.len());
-        for (i, event) in events.iter().enumerate() {
-            match Item::decode(event) {
-                Ok(item) => items.push((i, event.offset, item)),
-                Err(reason) => fold.rejected.push((i, reason)),
-            }
-        }
+        let items = decode_each(events, &mut fold.rejected, Item::decode);
         let mut st = Staging::new(store);
         st.prefetch(
             ORDERS,
@@ -192,7 +186,8 @@ impl Handler for Orders {
         // Orders whose list entries are rewritten, in first-seen order.
         let mut touched: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
-        for (i, offset, item) in items {
+        for (i, event, item) in items {
+            let offset = event.offset;
             let order_id = item.order_id().to_owned();
             let current: Option<Order> = st.get_json(ORDERS, &order_id, ORDER_CK).await?;
             if let Some(order) = &current {

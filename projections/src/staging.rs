@@ -23,10 +23,18 @@ use crate::{Store, StoreError, Write, Writes};
 
 type Key = (&'static str, String, String);
 
+/// What the batch knows of a row.
+enum Slot {
+    /// Read from the store (`None`: absent).
+    Read(Option<Vec<u8>>),
+    /// Last written by the batch's write at this index (a put or a delete).
+    Written(usize),
+}
+
 /// The rows a batch has read and written (see the module docs).
 pub struct Staging<'s> {
     store: &'s dyn Store,
-    rows: HashMap<Key, Option<Vec<u8>>>,
+    rows: HashMap<Key, Slot>,
     cleared: HashSet<(&'static str, String)>,
     read: HashSet<&'static str>,
     writes: Vec<Write>,
@@ -73,7 +81,7 @@ impl<'s> Staging<'s> {
         }
         let values = self.store.get_many(table, &missing).await?;
         for ((pk, ck), value) in missing.into_iter().zip(values) {
-            self.rows.insert((table, pk, ck), value);
+            self.rows.insert((table, pk, ck), Slot::Read(value));
         }
         Ok(())
     }
@@ -93,9 +101,16 @@ impl<'s> Staging<'s> {
             } else {
                 self.store.get(table, pk, ck).await?
             };
-            self.rows.insert(key.clone(), value);
+            self.rows.insert(key.clone(), Slot::Read(value));
         }
-        Ok(self.rows.get(&key).and_then(|v| v.as_deref()))
+        Ok(match self.rows.get(&key) {
+            Some(Slot::Read(value)) => value.as_deref(),
+            Some(Slot::Written(i)) => match self.writes.get(*i) {
+                Some(Write::Put { value, .. }) => Some(value.as_slice()),
+                _ => None,
+            },
+            None => None,
+        })
     }
 
     /// [`Staging::get`], decoded from JSON.
@@ -113,8 +128,10 @@ impl<'s> Staging<'s> {
 
     /// Creates or replaces a row.
     pub fn put(&mut self, table: &'static str, pk: &str, ck: &str, value: Vec<u8>, ts: i64) {
-        self.rows
-            .insert((table, pk.to_owned(), ck.to_owned()), Some(value.clone()));
+        self.rows.insert(
+            (table, pk.to_owned(), ck.to_owned()),
+            Slot::Written(self.writes.len()),
+        );
         self.writes.push(Write::Put {
             table,
             pk: pk.to_owned(),
@@ -142,8 +159,10 @@ impl<'s> Staging<'s> {
 
     /// Removes a row.
     pub fn delete(&mut self, table: &'static str, pk: &str, ck: &str, ts: i64) {
-        self.rows
-            .insert((table, pk.to_owned(), ck.to_owned()), None);
+        self.rows.insert(
+            (table, pk.to_owned(), ck.to_owned()),
+            Slot::Written(self.writes.len()),
+        );
         self.writes.push(Write::Delete {
             table,
             pk: pk.to_owned(),

@@ -50,12 +50,15 @@ fmt:
 	$(CARGO) fmt --all
 
 # Publish/ingest throughput (ratios against raw rdkafka, on Tansu and on the MockCluster,
-# target/bench/results.json), then the storage-engine comparison (target/bench/store-engines.json).
-# 1-2 minutes once built; see docs/benchmarks.md.
+# target/bench/results.json), the storage-engine comparison (target/bench/store-engines.json),
+# then processors against a raw consumer, projection work per core and freshness
+# (target/bench/processors.json). About 5 minutes once built; see docs/benchmarks.md.
 bench: tools
 	FLEUVE_TANSU="$$(scripts/install-tansu.sh)" \
 		$(CARGO) run -p fleuve-bench --release --bin publish-throughput -- --out target/bench/results.json
 	$(CARGO) run -p fleuve-bench --release --bin store-engines
+	FLEUVE_TANSU="$$(scripts/install-tansu.sh)" \
+		$(CARGO) run -p fleuve-bench --release --bin processor-throughput -- --out target/bench/processors.json
 
 clean-data:
 	rm -rf var/

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 tansu="$(scripts/install-tansu.sh)"
 port="${FLEUVE_BROKER_PORT:-9092}"
 mkdir -p var
+# Once the broker has created its schema, index it (see scripts/index-tansu.sh).
+scripts/index-tansu.sh var/tansu.db &
 exec "$tansu" broker \
   --listener-url "tcp://127.0.0.1:${port}" \
   --advertised-listener-url "tcp://127.0.0.1:${port}" \

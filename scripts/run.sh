@@ -36,6 +36,7 @@ else
     sleep 0.1
   done
   listening "$port" || { echo "the broker did not listen on $port within 10 s; see var/broker.log" >&2; exit 1; }
+  scripts/index-tansu.sh var/tansu.db
   echo "broker started on 127.0.0.1:$port (log: var/broker.log)"
 fi
 

@@ -1,14 +1,16 @@
 //! Harness for end-to-end tests: a real Tansu broker on a free port with its own SQLite file,
-//! and the `fleuve` binary (`fleuve run`) on free ports, both as child processes.
+//! and the `fleuve` binary (`fleuve run`, `fleuve registry`, `fleuve process`) on free ports,
+//! all as child processes; and a reader of the Prometheus text the services serve.
 //!
 //! The Tansu binary comes from `FLEUVE_TANSU` (set by `make test`, which installs it) or the
 //! per-user tools folder; the `fleuve` binary from `FLEUVE_BIN` or the workspace's
 //! `target/debug/fleuve` (built by `make test`). Missing binaries fail the test with the
 //! command that provides them.
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -116,11 +118,13 @@ impl Broker {
             .spawn()
             .context("starting tansu")?;
         wait_for_port(port, &mut child, "tansu", &log)?;
-        Ok(Self {
+        let broker = Self {
             proc: Proc { child },
             port,
             dir,
-        })
+        };
+        broker.index_headers()?;
+        Ok(broker)
     }
 
     pub fn bootstrap(&self) -> String {
@@ -129,6 +133,45 @@ impl Broker {
 
     pub fn pid(&self) -> u32 {
         self.proc.child.id()
+    }
+
+    /// Indexes the record headers in the broker's SQLite file.
+    ///
+    /// Tansu 0.6.0's SQLite schema has no index on `header (topition, offset_id)`, and a
+    /// fetch reads the headers of every record it returns with one query per record: each
+    /// record fetched scans the whole header table, so reading a topic takes time quadratic
+    /// in the number of records. With Fleuve's three headers per event, reading 24,000
+    /// records took more than 2 minutes on 2 cores (the broker at 200 % CPU, metadata and
+    /// group requests timing out meanwhile) against about 1 s with this index.
+    /// [`Broker::start`] calls it (as `scripts/index-tansu.sh` does for `make run`). It uses
+    /// `python3`'s `sqlite3` module (`make test` needs `python3` already).
+    pub fn index_headers(&self) -> Result<()> {
+        const SCRIPT: &str = "import sqlite3, sys\n\
+            c = sqlite3.connect(sys.argv[1], timeout=30)\n\
+            c.execute('create index if not exists header_topition_offset_id \
+            on header (topition, offset_id)')\n\
+            c.commit()\n";
+        let db = self.dir.path().join("tansu.db");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = Command::new("python3")
+                .args(["-c", SCRIPT])
+                .arg(&db)
+                .output()
+                .context("running python3 to index Tansu's header table")?;
+            if out.status.success() {
+                return Ok(());
+            }
+            // The schema is created when the broker starts; give it a moment.
+            if Instant::now() > deadline {
+                bail!(
+                    "could not index the header table of {}: {}",
+                    db.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 
@@ -257,5 +300,261 @@ impl Platform {
     /// The platform's log so far (for assertion messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Sends SIGTERM to a child and waits for it to exit, up to `timeout` (then SIGKILL).
+fn terminate(child: &mut Child, what: &str, timeout: Duration) -> Result<ExitStatus> {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    bail!("{what} did not stop within {timeout:?} of SIGTERM (killed)")
+}
+
+/// The last `lines` lines of a log file, ANSI colours removed (for assertion messages).
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut clean = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI sequence: ESC [ parameters final-byte
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            clean.push(c);
+        }
+    }
+    let all: Vec<&str> = clean.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `fleuve process <names>` (`all` for every processor) against a broker and a schema
+/// registry, with its embedded store in `store_dir` and its operational endpoints
+/// (`/metrics`, `/readyz`) on a free port.
+#[derive(Debug)]
+pub struct ProcessorProcess {
+    proc: Proc,
+    /// Base URL of the operational endpoints.
+    pub ops: String,
+    log: PathBuf,
+}
+
+impl ProcessorProcess {
+    /// Starts the process, its output going to `log`, and waits until its operational
+    /// endpoint listens (the store is open and the processors are started by then).
+    pub fn start(
+        broker: &Broker,
+        registry_url: &str,
+        store_dir: &Path,
+        names: &[&str],
+        log: &Path,
+    ) -> Result<Self> {
+        let port = free_port()?;
+        let store = format!("embedded://{}", std::path::absolute(store_dir)?.display());
+        let mut child = Command::new(fleuve_binary()?)
+            .current_dir(log.parent().unwrap_or(Path::new(".")))
+            .env("FLEUVE_BROKERS", broker.bootstrap())
+            .env("FLEUVE_REGISTRY_URL", registry_url)
+            .env("FLEUVE_STORE", store)
+            .env("RUST_LOG", "info")
+            .arg("process")
+            .args(names)
+            .args(["--processor-addr", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::from(std::fs::File::create(log)?))
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new().append(true).open(log)?,
+            ))
+            .spawn()
+            .context("starting fleuve process")?;
+        wait_for_port(port, &mut child, "fleuve process", log)?;
+        Ok(Self {
+            proc: Proc { child },
+            ops: format!("http://127.0.0.1:{port}"),
+            log: log.to_owned(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+
+    /// The exit status if the process has exited.
+    pub fn exited(&mut self) -> Result<Option<ExitStatus>> {
+        Ok(self.proc.child.try_wait()?)
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log, lines)
+    }
+
+    /// Path of its log.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// SIGKILL, as a crash: no shutdown, no final commit, no flush. Waits for the exit.
+    pub fn kill(mut self) -> Result<()> {
+        self.proc.child.kill()?;
+        self.proc.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM, then waits (up to `timeout`) for the graceful stop; returns the exit status.
+    pub fn terminate(mut self, timeout: Duration) -> Result<ExitStatus> {
+        terminate(&mut self.proc.child, "fleuve process", timeout)
+    }
+
+    /// Scrapes its `/metrics`.
+    pub async fn metrics(&self, http: &reqwest::Client) -> Result<Metrics> {
+        scrape(http, &format!("{}/metrics", self.ops)).await
+    }
+}
+
+/// One sample of a Prometheus text exposition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// The samples of a Prometheus text exposition (`/metrics`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    pub samples: Vec<Sample>,
+}
+
+impl Metrics {
+    /// Parses the text format (comments and malformed lines are skipped).
+    pub fn parse(text: &str) -> Self {
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(parse_sample)
+            .collect();
+        Self { samples }
+    }
+
+    /// Samples of `name` whose labels include every `(key, value)` of `filter`.
+    pub fn series<'a>(
+        &'a self,
+        name: &'a str,
+        filter: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a Sample> + 'a {
+        self.samples.iter().filter(move |s| {
+            s.name == name
+                && filter
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).is_some_and(|l| l == v))
+        })
+    }
+
+    /// The value of the one sample of `name` matching `filter`, if there is exactly one.
+    pub fn value(&self, name: &str, filter: &[(&str, &str)]) -> Option<f64> {
+        let mut it = self.series(name, filter);
+        match (it.next(), it.next()) {
+            (Some(s), None) => Some(s.value),
+            _ => None,
+        }
+    }
+
+    /// The sum of the samples of `name` matching `filter` (0 when there is none).
+    pub fn sum(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
+        self.series(name, filter).map(|s| s.value).sum()
+    }
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let (name_labels, value) = line.trim().rsplit_once(' ')?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
+    };
+    let (name, labels) = match name_labels.split_once('{') {
+        None => (name_labels.to_owned(), BTreeMap::new()),
+        Some((name, rest)) => {
+            let body = rest.strip_suffix('}')?;
+            let mut labels = BTreeMap::new();
+            let mut chars = body.chars().peekable();
+            loop {
+                let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+                if key.is_empty() {
+                    break;
+                }
+                if chars.next() != Some('"') {
+                    return None;
+                }
+                let mut val = String::new();
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => match chars.next() {
+                            Some('n') => val.push('\n'),
+                            Some(other) => val.push(other),
+                            None => return None,
+                        },
+                        '"' => break,
+                        c => val.push(c),
+                    }
+                }
+                labels.insert(key.trim_start_matches(',').trim().to_owned(), val);
+                if chars.peek() == Some(&',') {
+                    chars.next();
+                }
+            }
+            (name.to_owned(), labels)
+        }
+    };
+    Some(Sample {
+        name,
+        labels,
+        value,
+    })
+}
+
+/// GETs a Prometheus text exposition and parses it.
+pub async fn scrape(http: &reqwest::Client, url: &str) -> Result<Metrics> {
+    let r = http.get(url).send().await?;
+    if !r.status().is_success() {
+        bail!("GET {url} answered {}", r.status());
+    }
+    Ok(Metrics::parse(&r.text().await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_is_parsed() {
+        let m = Metrics::parse(
+            "# HELP x_total X.\n# TYPE x_total counter\n\
+             x_total{processor=\"a\"} 3\nx_total{processor=\"b\"} 4\n\
+             lag{partition=\"0\",processor=\"a\",topic=\"t\"} 0\n\
+             odd{v=\"q\\\"uo,te\"} 1.5e3\nplain 7\n",
+        );
+        assert_eq!(m.value("x_total", &[("processor", "a")]), Some(3.0));
+        assert_eq!(m.value("x_total", &[]), None, "two samples match");
+        assert_eq!(m.sum("x_total", &[]), 7.0);
+        assert_eq!(
+            m.value("lag", &[("topic", "t"), ("partition", "0")]),
+            Some(0.0)
+        );
+        assert_eq!(m.value("odd", &[("v", "q\"uo,te")]), Some(1500.0));
+        assert_eq!(m.value("plain", &[]), Some(7.0));
     }
 }

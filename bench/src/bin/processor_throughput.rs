@@ -16,7 +16,7 @@
 //!   --duration S           measured window of the freshness part, seconds (default 15)
 //!   --kafka-set K=V        a raw librdkafka property for every client (repeatable), for
 //!                          example fetch.wait.max.ms=10
-//!   --batch-max-wait-ms MS the processors' batch_max_wait (default ProcessorConfig's, 20 ms)
+//!   --batch-max-wait-ms MS the processors' batch_max_wait (default ProcessorConfig's, 0: a batch ends when no received record waits)
 //!   --out PATH             JSON results (default target/bench/processors.json)
 //! ```
 //!

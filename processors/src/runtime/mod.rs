@@ -2,8 +2,9 @@
 //!
 //! One [`Processor`] runs one [`Handler`] in its own consumer group (`fleuve-<name>`):
 //!
-//! 1. poll a batch: up to [`ProcessorConfig::batch_max_events`] records, or what arrived
-//!    within [`ProcessorConfig::batch_max_wait`] of the first one;
+//! 1. poll a batch: the first record, then every record already received, up to
+//!    [`ProcessorConfig::batch_max_events`] (or what arrives within
+//!    [`ProcessorConfig::batch_max_wait`] of the first one, when that is set);
 //! 2. per partition, compare each record with the handler's checkpoint (the next offset it
 //!    has to apply, read from the store): records below it were applied already and are
 //!    skipped; a record above it means Kafka's committed offset is ahead of the store, so the
@@ -109,6 +110,10 @@ pub trait Handler: Send + Sync + std::fmt::Debug + 'static {
 /// must not exceed.
 pub const MAX_BATCH_EVENTS: usize = 5_000;
 
+/// Longest wait for the last offset commit on shutdown (the store checkpoints are the
+/// truth: a commit lost here only makes the next start skip a few records again).
+const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Settings of a processor.
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
@@ -118,6 +123,10 @@ pub struct ProcessorConfig {
     /// Most records in one batch, from 1 to [`MAX_BATCH_EVENTS`].
     pub batch_max_events: usize,
     /// Longest wait for a batch to fill once its first record has arrived.
+    /// Extra time to wait for a batch to fill once its first record has arrived. Zero (the
+    /// default) ends the batch as soon as no received record is waiting: under load the
+    /// consumer's prefetch queue fills batches anyway, and at low rates events are applied
+    /// without delay.
     pub batch_max_wait: Duration,
     /// Longest pause between two retries of a transient failure.
     pub max_backoff: Duration,
@@ -131,7 +140,7 @@ impl ProcessorConfig {
             kafka,
             registry_url: registry_url.into(),
             batch_max_events: 1000,
-            batch_max_wait: Duration::from_millis(20),
+            batch_max_wait: Duration::ZERO,
             max_backoff: Duration::from_secs(5),
             statistics_interval: Duration::from_secs(5),
         }
@@ -245,7 +254,7 @@ pub struct Processor {
     handler: Arc<dyn Handler>,
     store: Arc<dyn Store>,
     config: ProcessorConfig,
-    consumer: StreamConsumer<RebalanceContext>,
+    consumer: Arc<StreamConsumer<RebalanceContext>>,
     decoder: AvroDecoder,
     dlq: dlq::DeadLetters,
     readiness: Arc<ReadyFlag>,
@@ -312,7 +321,7 @@ impl Processor {
             decoder: AvroDecoder::new(settings),
             dlq,
             readiness: Arc::new(ReadyFlag::not_ready("the processor has not started")),
-            consumer,
+            consumer: Arc::new(consumer),
             config,
         })
     }
@@ -391,11 +400,23 @@ impl Processor {
                 Err(e) => return Err(e),
             }
         }
-        match self.consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(())
-            | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => {
+        // A synchronous commit blocks on the broker: off the async workers, and bounded.
+        let consumer = Arc::clone(&self.consumer);
+        let commit =
+            tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync));
+        match tokio::time::timeout(FINAL_COMMIT_TIMEOUT, commit).await {
+            Ok(Ok(
+                Ok(())
+                | Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)),
+            )) => {}
+            Ok(Ok(Err(e))) => {
                 tracing::warn!(processor = name, error = %e, "final offset commit failed; the next start resumes from the store checkpoints")
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(processor = name, error = %e, "final offset commit task failed; the next start resumes from the store checkpoints")
+            }
+            Err(_) => {
+                tracing::warn!(processor = name, timeout_s = FINAL_COMMIT_TIMEOUT.as_secs(), "final offset commit timed out; the next start resumes from the store checkpoints")
             }
         }
         tracing::info!(processor = name, "processor stopped");
@@ -627,6 +648,13 @@ impl Processor {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if let Some(next) = next.filter(|n| *n > 0) {
+                // What the store has applied is done: let the committed offset (and the lag
+                // gauge) catch up even if nothing new arrives on this partition.
+                if let Err(e) = self.consumer.store_offset(&topic, partition, next - 1) {
+                    tracing::debug!(processor = self.handler.name(), %topic, partition, error = %e, "could not store the checkpoint's offset");
+                }
             }
             cursors.insert((topic, partition), Cursor::Seeking(next.unwrap_or(0)));
         }

@@ -49,7 +49,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use fleuve_projections::orders::{
@@ -183,13 +183,20 @@ impl Handler for Orders {
                 .map(|(_, _, item)| (item.order_id().to_owned(), ORDER_CK.to_owned())),
         )
         .await?;
-        // Orders whose list entries are rewritten, in first-seen order.
+        // Each order is decoded once per batch, folded in memory and encoded once at the end.
+        let mut orders: HashMap<String, Option<Order>> = HashMap::new();
+        // Orders whose list entries are rewritten, in first-seen order, and those changed.
         let mut touched: Vec<String> = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut changed: HashSet<String> = HashSet::new();
         for (i, event, item) in items {
             let offset = event.offset;
             let order_id = item.order_id().to_owned();
-            let current: Option<Order> = st.get_json(ORDERS, &order_id, ORDER_CK).await?;
+            if !orders.contains_key(&order_id) {
+                let stored: Option<Order> = st.get_json(ORDERS, &order_id, ORDER_CK).await?;
+                orders.insert(order_id.clone(), stored);
+            }
+            let current = orders.get(&order_id).cloned().flatten();
             if let Some(order) = &current {
                 if offset <= order.applied_offset {
                     tracing::debug!(order_id = %order_id, offset, "redelivered event skipped");
@@ -210,21 +217,25 @@ impl Handler for Orders {
             }
             match apply(current, item, offset) {
                 Ok(order) => {
-                    st.put_json(ORDERS, &order_id, ORDER_CK, &order, stamp(offset, 0))?;
+                    orders.insert(order_id.clone(), Some(order));
                     if seen.insert(order_id.clone()) {
-                        touched.push(order_id);
+                        touched.push(order_id.clone());
                     }
+                    changed.insert(order_id);
                 }
                 Err(reason) => fold.rejected.push((i, reason)),
             }
         }
         for order_id in touched {
-            let Some(order) = st.get_json::<Order>(ORDERS, &order_id, ORDER_CK).await? else {
+            let Some(Some(order)) = orders.get(&order_id) else {
                 continue;
             };
+            let ts = stamp(order.applied_offset, 0);
+            if changed.contains(&order_id) {
+                st.put_json(ORDERS, &order_id, ORDER_CK, order, ts)?;
+            }
             let ck = list_ck(order.placed_at_ms, &order.order_id);
             let summary = order.summary();
-            let ts = stamp(order.applied_offset, 0);
             st.put_json(ORDERS_BY_BUYER, &order.buyer_id, &ck, &summary, ts)?;
             st.put_json(ORDERS_BY_SELLER, &order.seller_id, &ck, &summary, ts)?;
         }

@@ -54,6 +54,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, ensure, Context, Result};
 use apache_avro::types::Value;
 use async_trait::async_trait;
+use fleuve_bench::{fmt_rate, loadavg, median, now_ms, serve, write_json, BrokerKind, Machine};
 use fleuve_kafka::topics::{ensure_topics, platform_topics, USER_ACTIVITY};
 use fleuve_kafka::KafkaConfig;
 use fleuve_processors::handlers;
@@ -95,32 +96,6 @@ const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
 // ---------------------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum BrokerKind {
-    Tansu,
-    Mock,
-}
-
-impl BrokerKind {
-    fn label(self) -> &'static str {
-        match self {
-            BrokerKind::Tansu => "tansu",
-            BrokerKind::Mock => "mock",
-        }
-    }
-    fn describe(self) -> &'static str {
-        match self {
-            BrokerKind::Tansu => {
-                "Tansu 0.6 (Kafka-protocol broker, SQLite storage, one node, local TCP, separate process)"
-            }
-            BrokerKind::Mock => {
-                "librdkafka MockCluster (1 broker, in memory, inside the bench process)"
-            }
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -271,28 +246,11 @@ impl Meter {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -302,14 +260,6 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     }
     let rank = (q * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn fmt_rate(x: f64) -> String {
-    if x >= 10_000.0 {
-        format!("{:.0}k", x / 1000.0)
-    } else {
-        format!("{x:.0}")
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -323,13 +273,6 @@ struct Env {
     tansu: Option<fleuve_e2e::Broker>,
     /// What must stay alive while the environment is used (mock cluster, registry).
     _guards: Vec<Box<dyn Any>>,
-}
-
-async fn serve(router: axum::Router) -> Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Ok(format!("http://{addr}"))
 }
 
 async fn start_env(kind: BrokerKind, opts: &Options) -> Result<Env> {
@@ -1740,16 +1683,6 @@ async fn publish_at_rate(
 // ---------------------------------------------------------------------------------------
 
 #[derive(Debug, Serialize)]
-struct Machine {
-    cpus: usize,
-    cpu_model: String,
-    mem_total: String,
-    loadavg_before: String,
-    loadavg_after: String,
-    notes: &'static str,
-}
-
-#[derive(Debug, Serialize)]
 struct Report {
     bench: &'static str,
     unix_time: u64,
@@ -1761,25 +1694,6 @@ struct Report {
     freshness: Vec<Freshness>,
     skipped: Vec<String>,
     seconds: f64,
-}
-
-fn read_proc(path: &str, key: &str) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split(':').nth(1))
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn print_table(r: &Report) {
@@ -1914,14 +1828,6 @@ fn print_table(r: &Report) {
     );
 }
 
-fn write_json(path: &Path, report: &Report) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, serde_json::to_vec_pretty(report)?)
-        .with_context(|| format!("writing {}", path.display()))
-}
-
 // ---------------------------------------------------------------------------------------
 // Main
 // ---------------------------------------------------------------------------------------
@@ -1983,17 +1889,8 @@ async fn main() -> Result<()> {
             .unwrap_or(0),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         options: opts.clone(),
-        machine: Machine {
-            cpus: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(0),
-            cpu_model: read_proc("/proc/cpuinfo", "model name"),
-            mem_total: read_proc("/proc/meminfo", "MemTotal"),
-            loadavg_before,
-            loadavg_after: loadavg(),
-            notes: "shared virtual CPUs (other builds run concurrently): absolute figures are noisy, \
-                    compare the ratios; Tansu, the registry, the producers and the processor share these CPUs",
-        },
+        machine: Machine::measure(loadavg_before, "shared virtual CPUs (other builds run concurrently): absolute figures are noisy, \
+                    compare the ratios; Tansu, the registry, the producers and the processor share these CPUs"),
         pipeline,
         work,
         freshness,

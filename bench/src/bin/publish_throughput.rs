@@ -39,12 +39,13 @@
 #![allow(clippy::print_stdout)]
 
 use std::any::Any;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
+use fleuve_bench::{fmt_rate, loadavg, median, now_ms, serve, write_json, BrokerKind, Machine};
 use fleuve_kafka::topics::{ensure_topics, platform_topics};
 use fleuve_kafka::KafkaConfig;
 use fleuve_producers::ingest::IngestConfig;
@@ -73,30 +74,6 @@ const CONTENTS: usize = 50;
 // ---------------------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-enum BrokerKind {
-    Tansu,
-    Mock,
-}
-
-impl BrokerKind {
-    fn label(self) -> &'static str {
-        match self {
-            BrokerKind::Tansu => "tansu",
-            BrokerKind::Mock => "mock",
-        }
-    }
-    fn describe(self) -> &'static str {
-        match self {
-            BrokerKind::Tansu => {
-                "Tansu 0.6 (Kafka-protocol broker, SQLite storage, one node, local TCP)"
-            }
-            BrokerKind::Mock => "librdkafka MockCluster (in-process, 1 broker, in-memory)",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize)]
 struct Options {
@@ -202,14 +179,6 @@ struct Env {
     _guards: Vec<Box<dyn Any>>,
 }
 
-/// The Tansu child process, killed when dropped.
-async fn serve(router: axum::Router) -> Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Ok(format!("http://{addr}"))
-}
-
 async fn start_env(kind: BrokerKind) -> Result<Env> {
     match kind {
         BrokerKind::Tansu => {
@@ -249,13 +218,6 @@ async fn start_env(kind: BrokerKind) -> Result<Env> {
 // ---------------------------------------------------------------------------------------
 // Workload
 // ---------------------------------------------------------------------------------------
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn events(n: usize) -> Vec<PlaybackProgressed> {
     let t0 = now_ms();
@@ -743,53 +705,6 @@ struct Report {
     skipped: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct Machine {
-    cpus: usize,
-    cpu_model: String,
-    mem_total: String,
-    loadavg_before: String,
-    loadavg_after: String,
-    notes: &'static str,
-}
-
-fn read_proc(path: &str, key: &str) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split(':').nth(1))
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-fn fmt_rate(x: f64) -> String {
-    if x >= 10_000.0 {
-        format!("{:.0}k", x / 1000.0)
-    } else {
-        format!("{x:.0}")
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Main
 // ---------------------------------------------------------------------------------------
@@ -976,15 +891,8 @@ async fn main() -> Result<()> {
             .unwrap_or(0),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         options: opts.clone(),
-        machine: Machine {
-            cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            cpu_model: read_proc("/proc/cpuinfo", "model name"),
-            mem_total: read_proc("/proc/meminfo", "MemTotal"),
-            loadavg_before,
-            loadavg_after: loadavg(),
-            notes: "shared virtual CPUs (other builds run concurrently): absolute figures are noisy, \
-                    compare the ratios; broker, registry, service and load generator all share these CPUs",
-        },
+        machine: Machine::measure(loadavg_before, "shared virtual CPUs (other builds run concurrently): absolute figures are noisy, \
+                    compare the ratios; broker, registry, service and load generator all share these CPUs"),
         results,
         profile: profile_steps,
         skipped,
@@ -1047,12 +955,4 @@ fn print_table(r: &Report) {
         "machine: {} CPUs ({}), load {} → {}; shared and noisy, compare ratios",
         r.machine.cpus, r.machine.cpu_model, r.machine.loadavg_before, r.machine.loadavg_after
     );
-}
-
-fn write_json(path: &Path, report: &Report) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, serde_json::to_vec_pretty(report)?)
-        .with_context(|| format!("writing {}", path.display()))
 }

@@ -13,6 +13,8 @@ mod bookmarks;
 mod catalog;
 mod inventory;
 mod orders;
+#[cfg(test)]
+mod testing;
 mod user_progress;
 
 pub use bookmarks::Bookmarks;

@@ -3,6 +3,10 @@ use fleuve_projections::{Write, WriteBatch};
 
 use super::*;
 
+fn incoming<E: Event>(offset: i64, e: &E) -> Incoming {
+    crate::handlers::testing::incoming(fleuve_kafka::topics::CATALOG, offset, e)
+}
+
 const DAY: i64 = 86_400_000;
 
 fn envelope_id(n: u32) -> String {
@@ -152,16 +156,6 @@ fn unpublish_delete_and_upsert_again() {
         Item::Upserted(upsert(6, "e", DAY, None)),
     ));
     assert_eq!(again.status, ContentStatus::Published);
-}
-
-fn incoming<E: Event>(offset: i64, event: &E) -> Incoming {
-    Incoming {
-        topic: fleuve_kafka::topics::CATALOG.to_owned(),
-        partition: 0,
-        offset,
-        event_type: E::TYPE,
-        value: event.to_avro().unwrap(),
-    }
 }
 
 async fn apply(store: &EmbeddedStore, writes: impl Into<Writes>) {

@@ -1,31 +1,20 @@
 //! Crash recovery: whatever subset of a batch's rows reached the store before a crash, the
 //! replay from the checkpoint ends with the rows of a run without a crash.
 
-use std::collections::BTreeMap;
-
 use fleuve_projections::embedded::EmbeddedStore;
 use fleuve_projections::orders::TABLES;
-use fleuve_projections::{Checkpoint, Store, TableRow, Write, WriteBatch, Writes};
+use fleuve_projections::{Checkpoint, Store, WriteBatch, Writes};
 use fleuve_schemas::{
     Event, OrderCancelled, OrderDelivered, OrderLine, OrderPlaced, OrderShipped, PaymentAuthorized,
     ShippingAddress,
 };
 
 use super::Orders;
+use crate::handlers::testing::{dump, last_write_per_row, subset, uuid};
 use crate::runtime::{Handler, Incoming};
 
 fn incoming<E: Event>(offset: i64, e: &E) -> Incoming {
-    Incoming {
-        topic: fleuve_kafka::topics::ORDERS.to_owned(),
-        partition: 0,
-        offset,
-        event_type: E::TYPE,
-        value: e.to_avro().unwrap(),
-    }
-}
-
-fn uuid(offset: i64) -> String {
-    format!("00000000-0000-4000-8000-{offset:012}")
+    crate::handlers::testing::incoming(fleuve_kafka::topics::ORDERS, offset, e)
 }
 
 fn at(offset: i64) -> i64 {
@@ -142,37 +131,6 @@ async fn fold_and_apply(store: &dyn Store, events: &[Incoming]) {
     apply(store, fold.writes, events.last()).await;
 }
 
-/// The last write of each row, as ScyllaDB keeps it; a crash can store any subset of them.
-fn rows(writes: Vec<Write>) -> Vec<Write> {
-    let mut last = BTreeMap::new();
-    for w in writes {
-        let key = match &w {
-            Write::Put { table, pk, ck, .. } | Write::Delete { table, pk, ck, .. } => {
-                (*table, pk.clone(), ck.clone())
-            }
-            Write::DeletePartition { .. } => panic!("not written by this processor"),
-        };
-        last.insert(key, w);
-    }
-    last.into_values().collect()
-}
-
-fn subset(rows: &[Write], mask: u64) -> Vec<Write> {
-    rows.iter()
-        .enumerate()
-        .filter(|(i, _)| mask & (1 << i) != 0)
-        .map(|(_, w)| w.clone())
-        .collect()
-}
-
-async fn dump(store: &dyn Store) -> Vec<TableRow> {
-    let mut all = Vec::new();
-    for table in TABLES {
-        all.extend(store.scan_table(table, None, 10_000).await.unwrap());
-    }
-    all
-}
-
 #[tokio::test]
 async fn any_subset_of_a_batch_stored_before_a_crash_is_completed_by_the_replay() {
     let committed = [placed(0, "o-1", "b-1")];
@@ -197,38 +155,36 @@ async fn any_subset_of_a_batch_stored_before_a_crash_is_completed_by_the_replay(
 
     let clean = open("clean".into()).await;
     fold_and_apply(&clean, &committed).await;
-    let first = rows(
+    let first = last_write_per_row(
         Orders
             .fold(&clean, &batch)
             .await
             .unwrap()
             .writes
-            .into_iter_all()
-            .collect(),
+            .into_iter_all(),
     );
     fold_and_apply(&clean, &batch).await;
     fold_and_apply(&clean, &extra).await;
-    let expected = dump(&clean).await;
+    let expected = dump(&clean, TABLES).await;
 
     assert_eq!(first.len(), 6, "orders, by buyer and by seller × 2 orders");
     for mask in 0..(1u64 << first.len()) {
         let store = open(format!("crash-{mask}")).await;
         fold_and_apply(&store, &committed).await;
         apply(&store, subset(&first, mask).into(), None).await;
-        let second = rows(
+        let second = last_write_per_row(
             Orders
                 .fold(&store, &replay)
                 .await
                 .unwrap()
                 .writes
-                .into_iter_all()
-                .collect(),
+                .into_iter_all(),
         );
         let second_mask = mask.wrapping_mul(2_654_435_761) >> 7;
         apply(&store, subset(&second, second_mask).into(), None).await;
         fold_and_apply(&store, &replay).await;
         assert_eq!(
-            dump(&store).await,
+            dump(&store, TABLES).await,
             expected,
             "rows stored by the first attempt: {mask:#b}, by the second: {second_mask:#b}"
         );

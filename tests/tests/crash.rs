@@ -17,10 +17,11 @@
 //!    notes which events must be dead-lettered: a few invalid order moves, catalogue events
 //!    on unknown or deleted contents, stock movements that would make a count negative.
 //! 2. Build A: 40 % of the stream is published, then `fleuve process all` starts on store
-//!    dir A. As soon as it consumes, it is killed after a random 150–1500 ms; the store is
-//!    then opened in the test to check that the processors had work left (the checkpoints
-//!    are behind the log; otherwise the kill does not count) and that no checkpoint went
-//!    backwards. The next 20 % is published and the process restarted (once the killed
+//!    dir A. It is killed once it has consumed a random 5–70 % of the records it has to
+//!    read (watched on its metrics every 10 ms, so the kill lands mid-work however fast the
+//!    machine is); the store is then opened in the test to check that the processors had
+//!    work left (the checkpoints are behind the log; otherwise the kill does not count) and
+//!    that no checkpoint went backwards. The next 20 % is published and the process restarted (once the killed
 //!    consumers' sessions have expired), and so on until three kills have counted. After
 //!    the last one, the rest of the stream (touching every partition) is published and the
 //!    process runs until every processor's lag gauge is 0 on every partition of its topics;
@@ -77,8 +78,10 @@ const MAX_ROUNDS: usize = 6;
 /// Share of the stream published before the first start; each later part is
 /// `(1 - FIRST_PART) / KILLS` of it.
 const FIRST_PART: f64 = 0.4;
-/// Kill delay range after the process starts consuming, in milliseconds.
-const KILL_DELAY_MS: (i64, i64) = (150, 1500);
+/// Kill point: share of the round's records consumed (per mille) when the process is killed.
+const KILL_AT_PER_MILLE: (i64, i64) = (50, 700);
+/// Longest wait for the kill point; the process is killed then, wherever it is.
+const KILL_WAIT: Duration = Duration::from_secs(60);
 const DEFAULT_SEED: u64 = 0x00f1_e0fe_c4a5;
 
 const USERS: u64 = 1500;
@@ -1117,6 +1120,29 @@ async fn wait_consuming(
     }
 }
 
+/// Waits until the processors have consumed `records` in all (or `timeout` has passed:
+/// the kill then happens wherever the process is).
+async fn wait_consumed_sum(
+    http: &reqwest::Client,
+    p: &mut ProcessorProcess,
+    records: i64,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        ensure_running(p, "waiting for the kill point")?;
+        if let Ok(m) = p.metrics(http).await {
+            #[allow(clippy::cast_possible_truncation)]
+            let consumed = m.sum(CONSUMED, &[]) as i64;
+            if consumed >= records {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
 /// Waits until every processor reports a lag of 0 on every partition of its topics.
 async fn wait_lag_zero(
     http: &reqwest::Client,
@@ -1515,14 +1541,14 @@ async fn crash_test(broker: &Broker, work: &Path) -> Result<()> {
             eprintln!("{} published {} events", elapsed(), stream.published);
             wait_out_sessions(killed_at).await;
         }
+        let todo: i64 = behind(&seen, &all_end_offsets(&bootstrap)?).values().sum();
+        let per_mille = kill_rng.range(KILL_AT_PER_MILLE.0, KILL_AT_PER_MILLE.1);
+        let kill_at = (todo * per_mille / 1000).max(1);
         let log = work.join(format!("a-{round}.log"));
         let mut p = ProcessorProcess::start(broker, &registry.url, &store_a, &["all"], &log)?;
         let consuming = wait_consuming(&http, &mut p, Duration::from_secs(90)).await?;
-        let delay = kill_rng.range(KILL_DELAY_MS.0, KILL_DELAY_MS.1);
-        tokio::time::sleep_until(
-            (consuming + Duration::from_millis(u64::try_from(delay).unwrap())).into(),
-        )
-        .await;
+        wait_consumed_sum(&http, &mut p, kill_at, KILL_WAIT).await?;
+        let delay = consuming.elapsed().as_millis();
         let m = p.metrics(&http).await.unwrap_or_default();
         ensure_running(&mut p, "just before the kill")?;
         killed_at = Some(Instant::now());
@@ -1546,7 +1572,7 @@ async fn crash_test(broker: &Broker, work: &Path) -> Result<()> {
             effective += 1;
         }
         eprintln!(
-            "{} kill {round} ({}): SIGKILL {delay} ms after it started consuming; consumed {:?}, applied {:?}; records left per processor {:?}",
+            "{} kill {round} ({}): SIGKILL at {kill_at} of {todo} records to read ({per_mille} ‰), {delay} ms after it started consuming; consumed {:?}, applied {:?}; records left per processor {:?}",
             elapsed(),
             if work_left { "counts" } else { "nothing left to do: does not count" },
             counters(&m, CONSUMED),

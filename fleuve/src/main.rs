@@ -31,7 +31,7 @@ use fleuve_processors::runtime::{Processor, ProcessorConfig};
 use fleuve_producers::ingest::{self, IngestConfig};
 use fleuve_producers::{Publisher, PublisherConfig};
 use fleuve_projections::Store;
-use fleuve_query_api::QueryConfig;
+use fleuve_query_api::{LagConfig, QueryConfig};
 use fleuve_registry::{Registry, RegistryConfig};
 use fleuve_service::auth::{mint_hs256, AuthConfig, Authenticator};
 use fleuve_service::{Readiness, ReadyFlag};
@@ -97,6 +97,32 @@ struct Common {
         default_value_t = 10_000
     )]
     delivery_timeout_ms: u64,
+    /// Longest a query API read waits for its X-Fleuve-Position tokens, in milliseconds;
+    /// past it the answer is 503 `position_not_reached`.
+    #[arg(
+        long,
+        global = true,
+        env = "FLEUVE_QUERY_POSITION_WAIT_MS",
+        default_value_t = 2_000
+    )]
+    query_position_wait_ms: u64,
+    /// Longest a query API request may take, in milliseconds (then 503 `timeout`).
+    #[arg(
+        long,
+        global = true,
+        env = "FLEUVE_QUERY_REQUEST_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    query_request_timeout_ms: u64,
+    /// The query API's /readyz fails while a projection is more than this many records
+    /// behind its topics (0: lag is not checked).
+    #[arg(
+        long,
+        global = true,
+        env = "FLEUVE_QUERY_MAX_LAG_EVENTS",
+        default_value_t = 50_000
+    )]
+    query_max_lag_events: i64,
 }
 
 #[derive(Debug, Args)]
@@ -323,7 +349,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Query { listen } => {
             let store = open_store(common).await?;
-            start_query(store, listen.query_addr, &shutdown, &mut tasks).await?;
+            start_query(common, store, listen.query_addr, &shutdown, &mut tasks).await?;
         }
         Command::Run { listen } => {
             create_topics(common).await?;
@@ -334,7 +360,7 @@ async fn run(cli: Cli) -> Result<()> {
             for name in fleuve_processors::handlers::NAMES {
                 start_processor(common, name, Arc::clone(&store), &shutdown, &mut tasks)?;
             }
-            start_query(store, listen.query_addr, &shutdown, &mut tasks).await?;
+            start_query(common, store, listen.query_addr, &shutdown, &mut tasks).await?;
             print_welcome(&listen, common)?;
             drop(registry);
         }
@@ -519,7 +545,9 @@ fn authenticator(common: &Common) -> Result<Option<Authenticator>> {
     let config = AuthConfig::from_env().context("reading the JWT settings")?;
     match (config, common.no_auth) {
         (_, true) => {
-            tracing::warn!("authentication is disabled (--no-auth): anyone can publish");
+            tracing::warn!(
+                "authentication is disabled (--no-auth): anyone can publish and read everything"
+            );
             Ok(None)
         }
         (Some(config), false) => Ok(Some(
@@ -545,6 +573,12 @@ fn print_config(common: &Common, listen: &Listen) {
     println!("partitions = {}", common.partitions);
     println!("delivery_timeout_ms = {}", common.delivery_timeout_ms);
     println!("no_auth = {}", common.no_auth);
+    println!("query_position_wait_ms = {}", common.query_position_wait_ms);
+    println!(
+        "query_request_timeout_ms = {}",
+        common.query_request_timeout_ms
+    );
+    println!("query_max_lag_events = {}", common.query_max_lag_events);
     println!("query_addr = \"{}\"", listen.query_addr);
     println!("registry_addr = \"{}\"", listen.registry_addr);
     println!("ingest_addr = \"{}\"", listen.ingest_addr);
@@ -647,14 +681,39 @@ fn start_processor(
 }
 
 async fn start_query(
+    common: &Common,
     store: Arc<dyn Store>,
     addr: SocketAddr,
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<Result<()>>,
 ) -> Result<()> {
+    let position_wait = Duration::from_millis(common.query_position_wait_ms);
+    let request_timeout = Duration::from_millis(common.query_request_timeout_ms);
+    if position_wait >= request_timeout {
+        bail!(
+            "query_position_wait_ms ({}) must be less than query_request_timeout_ms ({}): a read \
+             waiting for its position would always time out first",
+            common.query_position_wait_ms,
+            common.query_request_timeout_ms
+        );
+    }
+    if common.query_max_lag_events < 0 {
+        bail!(
+            "query_max_lag_events must be 0 (no lag check) or more, got {}",
+            common.query_max_lag_events
+        );
+    }
+    let config = QueryConfig {
+        auth: authenticator(common)?,
+        position_wait,
+        request_timeout,
+        lag: (common.query_max_lag_events > 0)
+            .then(|| LagConfig::new(common.kafka("fleuve-query"), common.query_max_lag_events)),
+        ..QueryConfig::default()
+    };
     serve(
         addr,
-        fleuve_query_api::router(store, QueryConfig::default()),
+        fleuve_query_api::router(store, config),
         shutdown,
         tasks,
         "query",
@@ -689,17 +748,17 @@ async fn serve(
 
 #[allow(clippy::print_stdout)]
 fn print_welcome(listen: &Listen, common: &Common) -> Result<()> {
-    let auth_header = match std::env::var("FLEUVE_JWT_HS256_SECRET") {
+    let (auth_header, read_header) = match std::env::var("FLEUVE_JWT_HS256_SECRET") {
         Ok(secret) if !common.no_auth => {
-            let token = mint_hs256(
-                &secret,
-                "dev",
-                &["events:write"],
-                Duration::from_secs(24 * 3600),
-            )?;
-            format!("\n    -H 'Authorization: Bearer {token}' \\")
+            let day = Duration::from_secs(24 * 3600);
+            let write = mint_hs256(&secret, "dev", &["events:write"], day)?;
+            let read = mint_hs256(&secret, "u-1", &["user"], day)?;
+            (
+                format!("\n    -H 'Authorization: Bearer {write}' \\"),
+                format!(" \\\n    -H 'Authorization: Bearer {read}'"),
+            )
         }
-        _ => String::new(),
+        _ => (String::new(), String::new()),
     };
     println!(
         r#"
@@ -715,8 +774,9 @@ Publish a playback progress:
     -H 'Content-Type: application/json' \
     -d '{{"user_id":"u-1","content_id":"c-1","position_ms":60000,"duration_ms":1800000,"device":"web"}}'
 
-Read it back:
-  curl -sS http://{query}/v1/users/u-1/progress/c-1
+Read it back (as user u-1; add -H 'X-Fleuve-Position: <position from the answer above>'
+to wait until the projection has it):
+  curl -sS http://{query}/v1/users/u-1/progress/c-1{read_header}
 
 Ctrl-C stops everything.
 "#,
@@ -727,4 +787,29 @@ Ctrl-C stops everything.
         store = common.store,
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The query API waits for positions and measures lag on the topics it believes each
+    /// projection reads: they must be the processors' own.
+    #[test]
+    fn the_query_api_knows_every_processors_topics() {
+        let mut from_handlers: Vec<(&str, Vec<&str>)> = fleuve_processors::handlers::NAMES
+            .iter()
+            .map(|name| {
+                let handler = fleuve_processors::handlers::by_name(name)
+                    .unwrap_or_else(|| panic!("no handler {name}"));
+                (*name, handler.topics().to_vec())
+            })
+            .collect();
+        let mut from_query: Vec<(&str, Vec<&str>)> =
+            fleuve_query_api::consistency::PROJECTION_TOPICS
+                .iter()
+                .map(|(p, t)| (*p, t.to_vec()))
+                .collect();
+        from_handlers.sort();
+        from_query.sort();
+        assert_eq!(from_query, from_handlers);
+    }
 }

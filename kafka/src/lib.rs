@@ -39,6 +39,9 @@ pub enum KafkaError {
     /// A topic could not be created.
     #[error("could not create topic `{topic}`: {reason}")]
     CreateTopic { topic: String, reason: String },
+    /// A topic the cluster does not have.
+    #[error("topic `{topic}` does not exist on the cluster; create it (`fleuve topics create`, or the platform creates its topics at start)")]
+    UnknownTopic { topic: String },
 }
 
 /// Whether a Kafka client error may go away if the same operation is retried later (broker

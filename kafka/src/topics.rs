@@ -132,6 +132,39 @@ pub async fn existing_topics(kafka: &KafkaConfig) -> Result<Vec<String>, KafkaEr
     })
 }
 
+/// End offset (high watermark: the offset the next record will get) of every partition of
+/// `topic`, by partition. Blocking: call it from a blocking thread.
+///
+/// A topic the cluster does not have is an error naming it.
+pub fn end_offsets(
+    client: &BaseConsumer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<std::collections::BTreeMap<i32, i64>, KafkaError> {
+    let admin = |operation, source| KafkaError::Admin { operation, source };
+    let metadata = client
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| admin("fetch_metadata", e))?;
+    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Err(KafkaError::UnknownTopic {
+            topic: topic.to_owned(),
+        });
+    };
+    if t.error().is_some() || t.partitions().is_empty() {
+        return Err(KafkaError::UnknownTopic {
+            topic: topic.to_owned(),
+        });
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for p in t.partitions() {
+        let (_, high) = client
+            .fetch_watermarks(topic, p.id(), timeout)
+            .map_err(|e| admin("fetch_watermarks", e))?;
+        out.insert(p.id(), high);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use rdkafka::mocking::MockCluster;

@@ -6,43 +6,153 @@
 //!
 //! # Routes
 //!
-//! | method and path | answer |
-//! | --- | --- |
-//! | `GET /v1/users/{user_id}/progress/{content_id}` | one progress row |
-//! | `GET /v1/users/{user_id}/progress?limit=&cursor=` | a user's rows, by content id, one page |
-//! | `GET /metrics` | Prometheus metrics |
-//! | `GET /healthz` | `200` while the process runs |
-//! | `GET /readyz` | `200` when the store answered its last ping (every second), else `503` |
+//! | method and path | answer | who may read it (authentication on) |
+//! | --- | --- | --- |
+//! | `GET /v1/users/{user_id}/progress/{content_id}` | one progress row | the user, `admin` |
+//! | `GET /v1/users/{user_id}/progress?limit=&cursor=` | the user's progress rows, by content id | the user, `admin` |
+//! | `GET /v1/users/{user_id}/bookmarks?limit=&cursor=` | the user's bookmarks, newest first | the user, `admin` |
+//! | `GET /v1/catalog/contents/{content_id}` | one content publishable now | anyone; a partner: its contents |
+//! | `POST /v1/catalog/contents:batchGet` | `{"ids":[…]}` → `{"items":[content…],"missing":[id…]}` | anyone; a partner: its contents |
+//! | `GET /v1/catalog/programs/{program_id}/episodes?limit=&cursor=` | a programme's seasons, episodes and clips publishable now, in listing order | anyone; a partner: its contents |
+//! | `GET /v1/orders/{order_id}` | one order, with its timeline | its buyer, its seller, `admin` |
+//! | `GET /v1/buyers/{buyer_id}/orders?limit=&cursor=` | a buyer's orders, newest first | the buyer (a `user` token), `admin` |
+//! | `GET /v1/sellers/{seller_id}/orders?limit=&cursor=` | a seller's orders, newest first | the seller, `admin` |
+//! | `GET /v1/inventory/{sku}` | a product's stock | any `user`, `seller` or `admin` token |
+//! | `GET /metrics` | Prometheus metrics | anyone |
+//! | `GET /healthz` | `200` while the process runs | anyone |
+//! | `GET /readyz` | `200` when the store answered its last ping (every second), else `503` | anyone |
 //!
-//! A progress row:
+//! # Answers
+//!
+//! Times are RFC 3339 in UTC with milliseconds (`2024-05-01T20:15:03.120Z`); money is
+//! `{"amount_minor":4749,"currency":"EUR"}`, integer minor units of an ISO 4217 currency.
+//! An optional value is `null`, never absent (`rights` excepted, see below).
 //!
 //! ```json
 //! {"user_id":"u-1","content_id":"film-42","position_ms":61000,"duration_ms":5400000,
 //!  "device":"tv","updated_at":"2024-05-01T20:15:03.120Z","event_id":"0190…"}
 //! ```
 //!
-//! `updated_at` is the event time of the write that produced the row, RFC 3339 in UTC with
-//! milliseconds. A list is `{"items":[row…],"next_cursor":"…"}`; `next_cursor` is `null` on
-//! the last page, otherwise pass it unchanged as `cursor` to get the next page.
+//! * **Progress row** (above): `updated_at` is the event time of the write that produced it.
+//! * **Bookmark**: `{"content_id","added_at","event_id"}`.
+//! * **Content**: `{"content_id","kind","program_id","season_number","episode_number",
+//!   "title","description","tags","duration_ms","available_from","available_until",
+//!   "rights","updated_at"}`. `kind` is `PROGRAMME`, `SEASON`, `EPISODE` or `CLIP`;
+//!   `available_until` is `null` when open-ended, and a window edge outside years 0000 to
+//!   9999 is shown as the nearest instant RFC 3339 can write. `rights`
+//!   (`[{"partner","territories"}]`) is there only for callers that may see rights: every
+//!   right for `admin` (and with authentication off), its own for a partner; it is absent
+//!   for everyone else. `updated_at` is the event time of the upsert.
+//! * **Episode entry**: `{"content_id","kind","season_number","episode_number","title",
+//!   "description","duration_ms","available_from","available_until"}`.
+//! * **Order**: `{"order_id","buyer_id","seller_id","status","total","lines":[{"sku",
+//!   "quantity","unit_price"}],"shipping_address":{"name","line1","line2","postal_code",
+//!   "city","country"},"payment_ref","shipment":{"carrier","tracking_number"},"placed_at",
+//!   "updated_at","timeline":[{"status","at","event_id","detail"}]}`. `status` is `PLACED`,
+//!   `PAYMENT_AUTHORIZED`, `PAYMENT_FAILED`, `SHIPPED`, `DELIVERED` or `CANCELLED`; the
+//!   timeline is oldest first; `shipment` is `null` until shipped.
+//! * **Order summary** (the lists): `{"order_id","buyer_id","seller_id","status","total",
+//!   "item_count","placed_at","updated_at"}`; `item_count` is the units over every line.
+//! * **Stock**: `{"sku","available","reserved","updated_at"}`. A sku no stock event has
+//!   named is a 404.
+//!
+//! A list is `{"items":[…],"next_cursor":"…"}`; `next_cursor` is `null` on the last page,
+//! otherwise pass it unchanged as `cursor` to get the next page. A page holds at most
+//! `limit` items. A programme's listing may hold fewer, even none with a `next_cursor`:
+//! entries whose window closed since the catalog timer's last run and, for a partner,
+//! entries without its right are left out of their page. Follow `next_cursor` until it is
+//! `null`. A user, buyer, seller or programme without rows has an empty list, not a 404.
+//!
+//! **Catalog time.** Catalog reads evaluate availability at the instant of the request: a
+//! content that is unknown, unpublished, deleted or outside its window is a 404, listed in
+//! `missing`, or left out of a listing, all alike.
+//!
+//! **Batch read.** `POST /v1/catalog/contents:batchGet` (the `:` is literal) takes
+//! `Content-Type: application/json` and `{"ids":["…",…]}`: 1 to
+//! [`QueryConfig::max_batch_ids`] (100) ids, each a valid id (below); no other field. An id
+//! asked twice is answered once; `items` and `missing` follow the order asked. The body is
+//! at most [`QueryConfig::max_body_bytes`].
 //!
 //! # Parameters
 //!
-//! * `user_id`, `content_id` (path, percent-decoded): 1 to 128 bytes of UTF-8, no control
-//!   characters.
+//! * Ids: the path parameters `user_id`, `content_id`, `program_id`, `order_id`,
+//!   `buyer_id`, `seller_id`, `sku` (percent-decoded once) and the items of `ids`: 1 to 128
+//!   bytes of UTF-8, no control characters, not `.` or `..`. A `/` in an id is sent as
+//!   `%2F` and stays part of the id. Paths are not normalized: a `..` segment, a trailing
+//!   or doubled slash is no route (404).
 //! * `limit`: an integer from 1 to [`QueryConfig::max_limit`] (100 by default); absent:
 //!   [`QueryConfig::default_limit`] (20).
-//! * `cursor`: the `next_cursor` of the previous page; absent or empty: the first page.
+//! * `cursor`: the `next_cursor` of the previous page; absent or empty: the first page. A
+//!   cursor belongs to one list (route and id): another list refuses it.
+//! * Any other query parameter is refused, and so is one given twice (400
+//!   `invalid_parameter`, `field` names it): a misspelt `limt` would otherwise silently
+//!   answer the default page. The lists take `limit` and `cursor`, the other routes none.
+//!
+//! # Authorization
+//!
+//! With [`QueryConfig::auth`] set, a caller sends `Authorization: Bearer <JWT>` (see
+//! [`fleuve_service::auth`]). The token's scopes say what its `sub` is
+//! ([`access::USER`], [`access::SELLER`], [`access::PARTNER`], [`access::ADMIN`]):
+//!
+//! | scope | `sub` is | the token reads |
+//! | --- | --- | --- |
+//! | `user` | a user id | `/v1/users/{sub}/…`, `/v1/buyers/{sub}/orders`, the orders whose buyer is `sub`, stock, the catalog |
+//! | `seller` | a seller id | `/v1/sellers/{sub}/orders`, the orders whose seller is `sub`, stock, the catalog |
+//! | `partner` | a partner id (catalog `rights[].partner`) | the catalog contents with a distribution right for `sub`, with that right |
+//! | `admin` | an operator | everything; the catalog with every right |
+//!
+//! A token may carry several scopes and reads what each grants, except that `partner`
+//! without `admin` narrows the catalog to the partner's contents. `sub` must equal the id
+//! in the path exactly. Per route:
+//!
+//! * **Catalog**: open, no token needed. Anonymous callers and tokens with neither
+//!   `partner` nor `admin` see every content publishable now, without `rights`. A
+//!   `partner` token without `admin` sees only the contents with a right for its `sub`:
+//!   the others are a 404 (with the message of an unknown id, so that it learns nothing of
+//!   them), listed in `missing`, and left out of listings. Every catalog answer carries
+//!   `Vary: Authorization`.
+//! * **`/v1/users/{user_id}/…`, `/v1/buyers/{buyer_id}/orders`**: a `user` token whose
+//!   `sub` is the id, or `admin`.
+//! * **`/v1/sellers/{seller_id}/orders`**: a `seller` token whose `sub` is the id, or
+//!   `admin`.
+//! * **`/v1/orders/{order_id}`**: `admin`, a `user` token whose `sub` is the order's buyer,
+//!   or a `seller` token whose `sub` is its seller. A token with none of `user`, `seller`,
+//!   `admin` is refused (403) before the order is read; for the others an absent order is a
+//!   404 and someone else's a 403. (A user can thus tell an existing order id from an
+//!   absent one: order ids are meant to be unguessable, such as UUIDs.)
+//! * **`/v1/inventory/{sku}`**: any token with `user`, `seller` or `admin`; a `partner`
+//!   token without them is a 403.
+//!
+//! A token, when sent, is verified first, on every route, the open catalog included: a bad
+//! token is a 401 rather than silently anonymous. Then come the path parameters (400), the
+//! access rule (401 without a token, 403), the query parameters (400), the store, and for
+//! an order its buyer and seller (403). A 401 carries `WWW-Authenticate: Bearer
+//! realm="fleuve"` (no token) or `Bearer realm="fleuve", error="invalid_token"`; a 403
+//! carries `Bearer error="insufficient_scope", scope="…"` (the scopes that could read the
+//! route) and a message saying what the route needs and what the token may read.
+//!
+//! **Without an authenticator** (`auth: None`, the single-machine development set-up; the
+//! binary logs a warning) every route is open to every caller, the `Authorization` header
+//! is not read, and the catalog shows every right, as to an admin.
 //!
 //! # Errors
 //!
 //! | status | `code` | when |
 //! | --- | --- | --- |
-//! | 400 | `invalid_parameter` | an id or `limit` out of bounds (`field` names it) |
+//! | 400 | `invalid_parameter` | an id, `limit` or query parameter refused (`field` names it; for a path parameter that is not UTF-8 once decoded, the message names it) |
 //! | 400 | `invalid_cursor` | a cursor this API did not issue for this list (`field`: `cursor`) |
 //! | 400 | `invalid_query` | an unparsable query string |
-//! | 404 | `not_found` | no progress for this user and content, or no such route |
-//! | 405 | `method_not_allowed` | a route exists but not for this method |
-//! | 500 | `internal` | the store failed in a way a retry will not fix (also logged) |
+//! | 400 | `invalid_json` | a batch body that is not JSON (with line and column) |
+//! | 400 | `invalid_body` | a batch body that is not `{"ids":[…]}`, an empty `ids`, or a bad id (`field`: `ids`, `ids[3]`, or the unknown field) |
+//! | 400 | `batch_too_large` | more than [`QueryConfig::max_batch_ids`] ids (`field`: `ids`; the message names the maximum) |
+//! | 401 | `unauthorized` | no token on a route that needs one |
+//! | 401 | `invalid_token` | a token that does not verify, on any route |
+//! | 403 | `forbidden` | a valid token that may not read this |
+//! | 404 | `not_found` | no such progress, content (publishable now, for this caller), order or stock; or no such route |
+//! | 405 | `method_not_allowed` | a route exists but not for this method (`Allow` names the one) |
+//! | 413 | `payload_too_large` | a batch body over [`QueryConfig::max_body_bytes`] |
+//! | 415 | `unsupported_media_type` | a batch body without `Content-Type: application/json` |
+//! | 500 | `internal` | the store failed in a way a retry will not fix, or holds a row this API cannot show (also logged) |
 //! | 503 | `unavailable` | the store is temporarily unavailable; retry after `Retry-After` (1 s) |
 //!
 //! # Metrics
@@ -51,23 +161,68 @@
 //!   `/v1/users/{user_id}/progress`, or `unmatched`) and HTTP status code;
 //! * `fleuve_query_request_duration_seconds{route}`: latency histogram.
 
-mod handlers;
+pub mod access;
+pub mod consistency;
+pub mod http;
 mod metrics;
 mod readiness;
+mod routes;
 
 use std::sync::Arc;
 
-use axum::routing::get;
-use axum::Router;
-use fleuve_projections::Store;
+use std::time::Duration;
 
-/// Limits of the list routes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use fleuve_kafka::KafkaConfig;
+use fleuve_projections::Store;
+use fleuve_service::auth::Authenticator;
+
+/// How the query API serves: limits, authentication.
+#[derive(Debug, Clone)]
 pub struct QueryConfig {
     /// Page size when the request has no `limit`.
     pub default_limit: usize,
     /// Largest `limit` accepted.
     pub max_limit: usize,
+    /// Bearer-token check (same keys as ingest). `None`: every route is open (a
+    /// single-machine set-up; the binary logs a warning).
+    pub auth: Option<Authenticator>,
+    /// Longest a read waits for its `X-Fleuve-Position` tokens (see [`consistency`]).
+    pub position_wait: Duration,
+    /// Longest a request may take, read-your-writes wait included; then `503 timeout`.
+    pub request_timeout: Duration,
+    /// Largest request body accepted (`413 payload_too_large` above).
+    pub max_body_bytes: usize,
+    /// Most ids one `POST /v1/catalog/contents:batchGet` may ask for (`400 batch_too_large`
+    /// above). Raise [`max_body_bytes`](Self::max_body_bytes) with it: an id takes up to
+    /// about 400 bytes of JSON (128 bytes of UTF-8, `\uXXXX`-escaped).
+    pub max_batch_ids: usize,
+    /// `/readyz` also requires every projection's lag to stay under a bound (needs Kafka).
+    pub lag: Option<LagConfig>,
+}
+
+/// The lag bound of `/readyz`: every projection the API reads must be at most
+/// `max_events` records behind the end of its topics.
+#[derive(Debug, Clone)]
+pub struct LagConfig {
+    /// The brokers the processors read from.
+    pub kafka: KafkaConfig,
+    /// Most records a projection may be behind (all partitions summed) while ready.
+    pub max_events: i64,
+    /// How often the lag is measured.
+    pub every: Duration,
+}
+
+impl LagConfig {
+    /// A bound of `max_events`, measured every 5 s.
+    pub fn new(kafka: KafkaConfig, max_events: i64) -> Self {
+        Self {
+            kafka,
+            max_events,
+            every: Duration::from_secs(5),
+        }
+    }
 }
 
 impl Default for QueryConfig {
@@ -75,6 +230,12 @@ impl Default for QueryConfig {
         Self {
             default_limit: 20,
             max_limit: 100,
+            auth: None,
+            position_wait: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            max_body_bytes: 64 << 10,
+            max_batch_ids: 100,
+            lag: None,
         }
     }
 }
@@ -91,20 +252,33 @@ pub(crate) struct AppState {
 /// `/readyz` (the task ends when the router is dropped). Outside a runtime `/readyz` stays
 /// `503`.
 pub fn router(store: Arc<dyn Store>, config: QueryConfig) -> Router {
-    let readiness = readiness::start(store.clone());
+    router_with(store, config, Router::new())
+}
+
+/// [`router`] with `extra` routes served behind the same middleware as the API's own
+/// (metrics, read-your-writes, caching headers, compression, timeouts). The benchmarks use
+/// it to serve a static handler next to the real ones.
+pub fn router_with(store: Arc<dyn Store>, config: QueryConfig, extra: Router) -> Router {
+    let readiness = readiness::start(store.clone(), config.lag.clone());
+    let body_limit = config.max_body_bytes;
     let state = AppState {
         store,
         config: Arc::new(config),
     };
-    Router::new()
-        .route(
-            "/v1/users/{user_id}/progress/{content_id}",
-            get(handlers::get_progress),
-        )
-        .route("/v1/users/{user_id}/progress", get(handlers::list_progress))
-        .fallback(handlers::not_found)
-        .method_not_allowed_fallback(handlers::method_not_allowed)
+    // Outermost last: metrics see every answer, compressed or not; the timeout covers the
+    // read-your-writes wait.
+    routes::api()
+        .with_state(state.clone())
+        .merge(extra)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            consistency::wait_for_positions,
+        ))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state, http::manners))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
         .layer(axum::middleware::from_fn(metrics::track))
-        .with_state(state)
         .merge(fleuve_service::ops_routes(readiness))
 }

@@ -1,30 +1,100 @@
-//! `/readyz`: ready when the store answered its last ping.
+//! `/readyz`: ready when the store answered its last ping and, with a [`LagConfig`], when
+//! every projection the API reads is at most `max_events` records behind its topics.
+//!
+//! The lag of a projection is the sum, over the partitions of its topics, of the topic's end
+//! offset minus the projection's checkpoint (0 when it has none). It is measured every
+//! [`LagConfig::every`] (5 s by default) and exported as `fleuve_query_projection_lag_events{projection}`. When the
+//! brokers cannot be reached the last verdict stands (and a warning is logged): no new event
+//! can be accepted then either, so the projections cannot fall further behind.
 
-use std::sync::{Arc, Weak};
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 use fleuve_projections::Store;
 use fleuve_service::ReadyFlag;
+use prometheus::{IntGaugeVec, Opts};
+use rdkafka::consumer::BaseConsumer;
+
+use crate::consistency::PROJECTION_TOPICS;
+use crate::LagConfig;
 
 const PING_EVERY: Duration = Duration::from_secs(1);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Starts pinging `store` every second into a readiness flag; the task stops once the flag
-/// (held by the router) is dropped.
-pub(crate) fn start(store: Arc<dyn Store>) -> Arc<ReadyFlag> {
+static LAG: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
+    let gauge = IntGaugeVec::new(
+        Opts::new(
+            "fleuve_query_projection_lag_events",
+            "Records a projection read by the query API is behind the end of its topics.",
+        ),
+        &["projection"],
+    )
+    .ok()?;
+    if let Err(e) = prometheus::register(Box::new(gauge.clone())) {
+        tracing::error!(error = %e, "could not register the projection lag gauge");
+    }
+    Some(gauge)
+});
+
+/// The two verdicts `/readyz` combines.
+#[derive(Debug)]
+struct Verdicts {
+    store: Result<(), String>,
+    lag: Result<(), String>,
+}
+
+/// Starts the probes into a readiness flag; they stop once the flag (held by the router) is
+/// dropped.
+pub(crate) fn start(store: Arc<dyn Store>, lag: Option<LagConfig>) -> Arc<ReadyFlag> {
     let flag = Arc::new(ReadyFlag::not_ready(
         "the store has not answered a ping yet",
     ));
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) => {
-            rt.spawn(ping_loop(store, Arc::downgrade(&flag)));
-        }
-        Err(_) => flag.set(Err("no Tokio runtime to ping the store from".into())),
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        flag.set(Err("no Tokio runtime to ping the store from".into()));
+        return flag;
+    };
+    let verdicts = Arc::new(Mutex::new(Verdicts {
+        store: Err("the store has not answered a ping yet".into()),
+        lag: Ok(()),
+    }));
+    if let Some(lag) = lag {
+        lock(&verdicts).lag = Err("the projections' lag has not been measured yet".into());
+        rt.spawn(lag_loop(
+            store.clone(),
+            lag,
+            verdicts.clone(),
+            Arc::downgrade(&flag),
+        ));
     }
+    rt.spawn(ping_loop(store, verdicts, Arc::downgrade(&flag)));
     flag
 }
 
-async fn ping_loop(store: Arc<dyn Store>, flag: Weak<ReadyFlag>) {
+fn lock(v: &Mutex<Verdicts>) -> std::sync::MutexGuard<'_, Verdicts> {
+    v.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Publishes the combined verdict; false once the router is gone.
+fn publish(verdicts: &Mutex<Verdicts>, flag: &Weak<ReadyFlag>) -> bool {
+    let Some(flag) = flag.upgrade() else {
+        return false;
+    };
+    let v = lock(verdicts);
+    let result = match (&v.store, &v.lag) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(a), Ok(())) | (Ok(()), Err(a)) => Err(a.clone()),
+        (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+    };
+    if let Err(reason) = &result {
+        tracing::warn!(%reason, "query API not ready");
+    }
+    flag.set(result);
+    true
+}
+
+async fn ping_loop(store: Arc<dyn Store>, verdicts: Arc<Mutex<Verdicts>>, flag: Weak<ReadyFlag>) {
     let mut tick = tokio::time::interval(PING_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -37,12 +107,101 @@ async fn ping_loop(store: Arc<dyn Store>, flag: Weak<ReadyFlag>) {
                 PING_TIMEOUT.as_secs()
             )),
         };
-        let Some(flag) = flag.upgrade() else {
-            return; // The router is gone.
-        };
-        if let Err(reason) = &result {
-            tracing::warn!(%reason, "query API not ready");
+        lock(&verdicts).store = result;
+        if !publish(&verdicts, &flag) {
+            return;
         }
-        flag.set(result);
     }
+}
+
+async fn lag_loop(
+    store: Arc<dyn Store>,
+    config: LagConfig,
+    verdicts: Arc<Mutex<Verdicts>>,
+    flag: Weak<ReadyFlag>,
+) {
+    let client: Option<Arc<BaseConsumer>> = match config.kafka.client_config().create() {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            lock(&verdicts).lag = Err(format!("cannot create a Kafka client to measure lag: {e}"));
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(config.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Some(client) = &client {
+            match measure(&*store, client.clone()).await {
+                Ok(lags) => {
+                    let over: Vec<String> = lags
+                        .iter()
+                        .filter(|(_, lag)| **lag > config.max_events)
+                        .map(|(p, lag)| format!("{p} is {lag} records behind"))
+                        .collect();
+                    if let Some(g) = LAG.as_ref() {
+                        for (p, lag) in &lags {
+                            g.with_label_values(&[p]).set(*lag);
+                        }
+                    }
+                    lock(&verdicts).lag = if over.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "{} (bound: {} records)",
+                            over.join(", "),
+                            config.max_events
+                        ))
+                    };
+                }
+                Err(reason) => {
+                    tracing::warn!(%reason, "could not measure the projections' lag; keeping the last verdict");
+                }
+            }
+        }
+        if !publish(&verdicts, &flag) {
+            return;
+        }
+    }
+}
+
+/// Records behind the end of its topics, by projection.
+async fn measure(
+    store: &dyn Store,
+    client: Arc<BaseConsumer>,
+) -> Result<BTreeMap<&'static str, i64>, String> {
+    let ends = tokio::task::spawn_blocking(move || {
+        let mut ends = BTreeMap::new();
+        for (_, topics) in PROJECTION_TOPICS {
+            for topic in *topics {
+                if !ends.contains_key(*topic) {
+                    let e = fleuve_kafka::topics::end_offsets(&client, topic, KAFKA_TIMEOUT)
+                        .map_err(|e| e.to_string())?;
+                    ends.insert(*topic, e);
+                }
+            }
+        }
+        Ok::<_, String>(ends)
+    })
+    .await
+    .map_err(|e| format!("lag probe task failed: {e}"))??;
+    let mut out = BTreeMap::new();
+    for (projection, topics) in PROJECTION_TOPICS {
+        let cps = store
+            .checkpoints(projection)
+            .await
+            .map_err(|e| format!("reading the {projection} checkpoints: {e}"))?;
+        let mut lag = 0;
+        for topic in *topics {
+            for (partition, end) in ends.get(topic).into_iter().flatten() {
+                let at = cps
+                    .iter()
+                    .find(|c| c.topic == *topic && c.partition == *partition)
+                    .map_or(0, |c| c.next_offset);
+                lag += (end - at).max(0);
+            }
+        }
+        out.insert(*projection, lag);
+    }
+    Ok(out)
 }

@@ -40,6 +40,10 @@
 //! | scope | grants |
 //! | --- | --- |
 //! | `events:write` | publishing events through the ingest API (`/v1/…` of the ingest service) |
+//! | `user` | query API: `sub` is a user id; reads that user's progress, bookmarks and orders (as buyer), stock, and the catalog |
+//! | `seller` | query API: `sub` is a seller id; reads that seller's orders, stock, and the catalog |
+//! | `partner` | query API: `sub` is a partner id (catalog distribution rights); reads only the catalog contents with a right for it |
+//! | `admin` | query API: reads everything |
 //!
 //! # HTTP answers
 //!

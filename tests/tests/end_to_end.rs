@@ -120,8 +120,13 @@ impl Case {
     }
 }
 
+/// A query API read with an admin token (the test reads many users' data).
 async fn get_json(http: &reqwest::Client, url: &str) -> Result<(u16, Value)> {
-    let r = http.get(url).send().await?;
+    let r = http
+        .get(url)
+        .bearer_auth(fleuve_e2e::token("e2e-admin", &["admin"]))
+        .send()
+        .await?;
     let status = r.status().as_u16();
     Ok((status, r.json().await.unwrap_or(Value::Null)))
 }

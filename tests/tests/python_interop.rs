@@ -141,7 +141,11 @@ async fn python_confluent_client_and_fleuve_read_each_other() -> Result<()> {
     for i in 0..5i64 {
         let url = format!("{}/v1/users/py-user/progress/py-c-{i}", platform.query);
         loop {
-            let r = http.get(&url).send().await?;
+            let r = http
+                .get(&url)
+                .bearer_auth(fleuve_e2e::token("py-user", &["user"]))
+                .send()
+                .await?;
             let status = r.status();
             let body: Value = r.json().await.unwrap_or(Value::Null);
             if status == 200 && body["position_ms"] == json!(1000 * (i + 1)) {

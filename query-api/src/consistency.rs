@@ -1,0 +1,282 @@
+//! Read-your-writes: `X-Fleuve-Position` tokens, and the wait until the projection a route
+//! reads has passed them.
+//!
+//! A producer gets a position token for every event it publishes (`{topic, partition,
+//! offset}`, see [`fleuve_kafka::Position`]) and hands it to the front. A read carrying one
+//! or more tokens is held until the checkpoint of the route's projection on each token's
+//! partition is past the token's offset (the projection has applied that event and
+//! everything before it on that partition), polling the store's checkpoints with a short
+//! back-off, for at most [`crate::QueryConfig::position_wait`]. If the deadline passes first,
+//! the answer is `503` with code `position_not_reached`, `Retry-After: 1` and
+//! `X-Fleuve-Consistency: behind`: never stale data in silence.
+//!
+//! A token whose topic the route's projection does not read is satisfied at once: nothing
+//! written there can change that read (a bookmark's position does not delay an order read).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use fleuve_kafka::topics::{CATALOG, INVENTORY, ORDERS, USER_ACTIVITY};
+use fleuve_kafka::Position;
+use fleuve_projections::{bookmarks, catalog, inventory, orders, progress};
+use fleuve_service::ApiError;
+use tokio::time::Instant;
+
+use crate::routes::store_error;
+use crate::AppState;
+
+/// The request header carrying position tokens (several headers, or comma-separated).
+pub const POSITION_HEADER: &str = "x-fleuve-position";
+/// The response header saying a read did not reach its positions in time (`behind`).
+pub const CONSISTENCY_HEADER: &str = "x-fleuve-consistency";
+/// Most position tokens one request may carry.
+pub const MAX_POSITIONS: usize = 32;
+
+/// Every projection the query API reads, with the topics its processor consumes.
+pub const PROJECTION_TOPICS: &[(&str, &[&str])] = &[
+    (progress::PROJECTION, &[USER_ACTIVITY]),
+    (bookmarks::PROJECTION, &[USER_ACTIVITY]),
+    (catalog::PROJECTION, &[CATALOG]),
+    (orders::PROJECTION, &[ORDERS]),
+    (inventory::PROJECTION, &[INVENTORY]),
+];
+
+/// Longest pause between two looks at the checkpoints.
+const MAX_POLL: Duration = Duration::from_millis(20);
+
+/// The projection a route template reads, if any.
+pub(crate) fn projection_of(route: &str) -> Option<&'static str> {
+    let rest = route.strip_prefix("/v1/")?;
+    if rest.starts_with("users/") {
+        if rest.contains("/bookmarks") {
+            Some(bookmarks::PROJECTION)
+        } else if rest.contains("/progress") {
+            Some(progress::PROJECTION)
+        } else {
+            None
+        }
+    } else if rest.starts_with("catalog/") {
+        Some(catalog::PROJECTION)
+    } else if rest.starts_with("orders/")
+        || rest.starts_with("buyers/")
+        || rest.starts_with("sellers/")
+    {
+        Some(orders::PROJECTION)
+    } else if rest.starts_with("inventory/") {
+        Some(inventory::PROJECTION)
+    } else {
+        None
+    }
+}
+
+fn topics_of(projection: &str) -> &'static [&'static str] {
+    PROJECTION_TOPICS
+        .iter()
+        .find(|(p, _)| *p == projection)
+        .map_or(&[], |(_, t)| *t)
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::bad_request("invalid_position", message).with_field("X-Fleuve-Position")
+}
+
+/// The positions a request carries, at most one per partition (the highest offset).
+pub(crate) fn positions(headers: &HeaderMap) -> Result<Vec<Position>, ApiError> {
+    let mut highest: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut count = 0;
+    for value in headers.get_all(HeaderName::from_static(POSITION_HEADER)) {
+        let value = value.to_str().map_err(|_| {
+            invalid("X-Fleuve-Position must be ASCII position tokens, comma-separated".into())
+        })?;
+        for (i, token) in value.split(',').map(str::trim).enumerate() {
+            if token.is_empty() {
+                continue;
+            }
+            count += 1;
+            if count > MAX_POSITIONS {
+                return Err(invalid(format!(
+                    "at most {MAX_POSITIONS} position tokens per request; send the latest \
+                     token of each partition only"
+                )));
+            }
+            let p: Position = token.parse().map_err(|e| {
+                invalid(format!(
+                    "token {} of X-Fleuve-Position is not a token returned by ingest ({e})",
+                    i + 1
+                ))
+            })?;
+            let at = highest.entry((p.topic, p.partition)).or_insert(p.offset);
+            *at = (*at).max(p.offset);
+        }
+    }
+    Ok(highest
+        .into_iter()
+        .map(|((topic, partition), offset)| Position::new(topic, partition, offset))
+        .collect())
+}
+
+/// Middleware: holds a read until its projection has passed the request's positions.
+pub(crate) async fn wait_for_positions(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let wanted = match positions(req.headers()) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if wanted.is_empty() {
+        return next.run(req).await;
+    }
+    let projection = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|m| projection_of(m.as_str()));
+    if let Some(projection) = projection {
+        let topics = topics_of(projection);
+        let pending: Vec<Position> = wanted
+            .into_iter()
+            .filter(|p| topics.contains(&p.topic.as_str()))
+            .collect();
+        if let Err(e) = wait(&state, projection, pending).await {
+            let behind = e.code == "position_not_reached";
+            let mut resp = e.into_response();
+            if behind {
+                resp.headers_mut().insert(
+                    HeaderName::from_static(CONSISTENCY_HEADER),
+                    HeaderValue::from_static("behind"),
+                );
+            }
+            return resp;
+        }
+    }
+    next.run(req).await
+}
+
+/// Polls the checkpoints until every position is passed, or the configured wait is over.
+async fn wait(
+    state: &AppState,
+    projection: &'static str,
+    mut pending: Vec<Position>,
+) -> Result<(), ApiError> {
+    let deadline = Instant::now() + state.config.position_wait;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let mut still = Vec::with_capacity(pending.len());
+        let mut behind = None;
+        for p in pending {
+            let next = state
+                .store
+                .checkpoint(projection, &p.topic, p.partition)
+                .await
+                .map_err(store_error)?;
+            if next.is_some_and(|n| n > p.offset) {
+                continue;
+            }
+            behind.get_or_insert((p.topic.clone(), p.partition, p.offset, next));
+            still.push(p);
+        }
+        let Some((topic, partition, offset, next)) = behind else {
+            return Ok(());
+        };
+        pending = still;
+        let now = Instant::now();
+        if now >= deadline {
+            tracing::info!(
+                projection,
+                topic,
+                partition,
+                offset,
+                checkpoint = ?next,
+                "read did not reach its position in time"
+            );
+            let applied = match next {
+                Some(n) => format!("it has applied up to offset {}", n - 1),
+                None => "it has applied nothing from that partition yet".to_owned(),
+            };
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "position_not_reached",
+                format!(
+                    "the {projection} projection has not reached {topic}/{partition} offset \
+                     {offset} within {} ms ({applied}); retry with the same X-Fleuve-Position",
+                    state.config.position_wait.as_millis()
+                ),
+            )
+            .with_retry_after(1));
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(MAX_POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_family_reads_one_projection() {
+        assert_eq!(
+            projection_of("/v1/users/{user_id}/progress/{content_id}"),
+            Some("user_progress")
+        );
+        assert_eq!(
+            projection_of("/v1/users/{user_id}/bookmarks"),
+            Some("bookmarks")
+        );
+        assert_eq!(
+            projection_of("/v1/catalog/contents:batchGet"),
+            Some("catalog")
+        );
+        assert_eq!(
+            projection_of("/v1/sellers/{seller_id}/orders"),
+            Some("orders")
+        );
+        assert_eq!(projection_of("/v1/inventory/{sku}"), Some("inventory"));
+        assert_eq!(projection_of("/metrics"), None);
+    }
+
+    #[test]
+    fn positions_keep_the_highest_offset_per_partition() {
+        let mut headers = HeaderMap::new();
+        let a = Position::new("orders", 1, 10).token();
+        let b = Position::new("orders", 1, 12).token();
+        let c = Position::new("catalog", 0, 3).token();
+        headers.append(
+            POSITION_HEADER,
+            HeaderValue::from_str(&format!("{a}, {b}")).unwrap(),
+        );
+        headers.append(POSITION_HEADER, HeaderValue::from_str(&c).unwrap());
+        let got = positions(&headers).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Position::new("catalog", 0, 3),
+                Position::new("orders", 1, 12)
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_tokens_name_the_header_and_which_token() {
+        let mut headers = HeaderMap::new();
+        let good = Position::new("orders", 1, 10).token();
+        headers.insert(
+            POSITION_HEADER,
+            HeaderValue::from_str(&format!("{good},nope")).unwrap(),
+        );
+        let e = positions(&headers).unwrap_err();
+        assert_eq!(e.code, "invalid_position");
+        assert_eq!(e.field.as_deref(), Some("X-Fleuve-Position"));
+        assert!(e.message.contains("token 2"), "{}", e.message);
+
+        let many = vec![good; MAX_POSITIONS + 1].join(",");
+        headers.insert(POSITION_HEADER, HeaderValue::from_str(&many).unwrap());
+        let e = positions(&headers).unwrap_err();
+        assert!(e.message.contains("at most 32"), "{}", e.message);
+    }
+}

@@ -1,0 +1,482 @@
+//! The catalog: `GET /v1/catalog/contents/{content_id}`,
+//! `POST /v1/catalog/contents:batchGet`, `GET /v1/catalog/programs/{program_id}/episodes`.
+//!
+//! Every read evaluates availability at the request's instant, and shows what the caller's
+//! [`CatalogView`] lets it see; every answer carries `Vary: Authorization`, since it depends
+//! on the token.
+
+use std::collections::HashSet;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use fleuve_projections::catalog::{self, ContentKind, EpisodeEntry, PublishedContent};
+use fleuve_service::ApiError;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{
+    check_id, now_ms, page_request, path_error, query_params, quoted, rfc3339_millis,
+    rfc3339_millis_clamped, store_error, validate_id, Failure, ListView, LIST_PARAMS,
+};
+use crate::access::{Caller, CatalogView};
+use crate::{AppState, QueryConfig};
+
+/// Path of the batch read (a literal `:` in the segment; axum 0.8 captures are `{…}`).
+pub(super) const BATCH_GET_PATH: &str = "/v1/catalog/contents:batchGet";
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/catalog/contents/{content_id}", get(get_content))
+        .route(BATCH_GET_PATH, post(batch_get))
+        .route(
+            "/v1/catalog/programs/{program_id}/episodes",
+            get(list_episodes),
+        )
+        .route_layer(middleware::map_response(vary_authorization))
+}
+
+/// Answers differ per token (a partner sees only its contents): caches must key on it.
+async fn vary_authorization(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .append(header::VARY, HeaderValue::from_static("Authorization"));
+    response
+}
+
+/// The name fronts see for a kind (`EPISODE`).
+fn kind_name(kind: ContentKind) -> &'static str {
+    match kind {
+        ContentKind::Programme => "PROGRAMME",
+        ContentKind::Season => "SEASON",
+        ContentKind::Episode => "EPISODE",
+        ContentKind::Clip => "CLIP",
+    }
+}
+
+/// A distribution right as its partner (or an admin) sees it.
+#[derive(Debug, Serialize)]
+struct RightView {
+    partner: String,
+    /// ISO 3166-1 alpha-2 codes.
+    territories: Vec<String>,
+}
+
+/// A content as fronts see it.
+#[derive(Debug, Serialize)]
+struct ContentView {
+    content_id: String,
+    kind: &'static str,
+    program_id: Option<String>,
+    season_number: Option<i32>,
+    episode_number: Option<i32>,
+    title: String,
+    description: Option<String>,
+    tags: Vec<String>,
+    duration_ms: Option<i64>,
+    available_from: String,
+    /// `null` when open-ended.
+    available_until: Option<String>,
+    /// Only for callers that may see rights: all of them for `admin`, its own for a
+    /// partner; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rights: Option<Vec<RightView>>,
+    /// Event time of the upsert that wrote this version.
+    updated_at: String,
+}
+
+impl ContentView {
+    fn new(c: PublishedContent, view: &CatalogView) -> Result<Self, ApiError> {
+        let rights = view.rights(&c).map(|rights| {
+            rights
+                .into_iter()
+                .map(|r| RightView {
+                    partner: r.partner.clone(),
+                    territories: r.territories.clone(),
+                })
+                .collect()
+        });
+        Ok(Self {
+            available_from: rfc3339_millis_clamped(c.available_from_ms)?,
+            available_until: c
+                .available_until_ms
+                .map(rfc3339_millis_clamped)
+                .transpose()?,
+            updated_at: rfc3339_millis(c.updated_at_ms)?,
+            rights,
+            content_id: c.content_id,
+            kind: kind_name(c.kind),
+            program_id: c.program_id,
+            season_number: c.season_number,
+            episode_number: c.episode_number,
+            title: c.title,
+            description: c.description,
+            tags: c.tags,
+            duration_ms: c.duration_ms,
+        })
+    }
+}
+
+/// A season, an episode or a clip in a programme's listing.
+#[derive(Debug, Serialize)]
+struct EpisodeView {
+    content_id: String,
+    kind: &'static str,
+    season_number: Option<i32>,
+    episode_number: Option<i32>,
+    title: String,
+    description: Option<String>,
+    duration_ms: Option<i64>,
+    available_from: String,
+    available_until: Option<String>,
+}
+
+impl TryFrom<EpisodeEntry> for EpisodeView {
+    type Error = ApiError;
+    fn try_from(e: EpisodeEntry) -> Result<Self, ApiError> {
+        Ok(Self {
+            available_from: rfc3339_millis_clamped(e.available_from_ms)?,
+            available_until: e
+                .available_until_ms
+                .map(rfc3339_millis_clamped)
+                .transpose()?,
+            content_id: e.content_id,
+            kind: kind_name(e.kind),
+            season_number: e.season_number,
+            episode_number: e.episode_number,
+            title: e.title,
+            description: e.description,
+            duration_ms: e.duration_ms,
+        })
+    }
+}
+
+/// The answer of a batch read.
+#[derive(Debug, Serialize)]
+struct BatchView {
+    /// The contents found, in the order asked, each once.
+    items: Vec<ContentView>,
+    /// The ids asked for that the caller cannot read now, in the order asked, each once.
+    missing: Vec<String>,
+}
+
+fn not_publishable(content_id: &str, view: &CatalogView) -> ApiError {
+    let message = match view {
+        CatalogView::Partner(p) => format!(
+            "no content `{}` is available to partner `{}` now (unknown, not publishable now, or without a distribution right for this partner)",
+            quoted(content_id),
+            quoted(p)
+        ),
+        CatalogView::All | CatalogView::Public => format!(
+            "no content `{}` is publishable now (unknown, unpublished, deleted, or outside its availability window)",
+            quoted(content_id)
+        ),
+    };
+    ApiError::not_found("not_found", message)
+}
+
+async fn get_content(
+    caller: Caller,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<ContentView>, Failure> {
+    let Path(content_id) = path.map_err(path_error)?;
+    validate_id("content_id", &content_id)?;
+    query_params(query, &[])?;
+    let view = CatalogView::of(&caller);
+    let content = catalog::get(&*state.store, &content_id, now_ms())
+        .await
+        .map_err(store_error)?
+        .filter(|c| view.shows(c));
+    match content {
+        Some(c) => Ok(Json(ContentView::new(c, &view)?)),
+        None => Err(not_publishable(&content_id, &view).into()),
+    }
+}
+
+fn invalid_body(message: String) -> ApiError {
+    ApiError::bad_request("invalid_body", message)
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    if mime.eq_ignore_ascii_case("application/json") {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!(
+            "expected Content-Type: application/json, got `{}`",
+            if ct.is_empty() {
+                "(none)".to_owned()
+            } else {
+                quoted(&ct)
+            }
+        ),
+    ))
+}
+
+/// A body that could not be read; over [`crate::QueryConfig::max_body_bytes`] it is a 413.
+fn body_error(rejection: BytesRejection, config: &QueryConfig) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "request body is larger than {} bytes; send at most {} ids of at most {} bytes each",
+                config.max_body_bytes,
+                config.max_batch_ids,
+                super::MAX_ID_BYTES
+            ),
+        )
+    } else {
+        invalid_body(format!(
+            "could not read the request body: {}",
+            rejection.body_text()
+        ))
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The ids of a batch-read body, `{"ids":[…]}`: 1 to `max` valid ids.
+fn parse_ids(body: &[u8], max: usize) -> Result<Vec<String>, ApiError> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("request body is not valid JSON: {e}; send {{\"ids\":[\"…\"]}}"),
+        )
+    })?;
+    let Value::Object(fields) = doc else {
+        return Err(invalid_body(format!(
+            "the body must be a JSON object {{\"ids\":[\"…\"]}}, got {}",
+            json_type(&doc)
+        )));
+    };
+    if let Some(unknown) = fields.keys().find(|k| *k != "ids") {
+        return Err(invalid_body(format!(
+            "unknown field `{}`; the body is {{\"ids\":[\"…\"]}}",
+            quoted(unknown)
+        ))
+        .with_field(quoted(unknown)));
+    }
+    let ids = match fields.get("ids") {
+        Some(Value::Array(ids)) => ids,
+        Some(other) => {
+            return Err(invalid_body(format!(
+                "ids must be an array of content ids (strings), got {}",
+                json_type(other)
+            ))
+            .with_field("ids"))
+        }
+        None => {
+            return Err(invalid_body(format!(
+                "ids is required: an array of 1 to {max} content ids"
+            ))
+            .with_field("ids"))
+        }
+    };
+    if ids.is_empty() {
+        return Err(invalid_body(format!(
+            "ids must hold 1 to {max} content ids, got an empty array"
+        ))
+        .with_field("ids"));
+    }
+    if ids.len() > max {
+        return Err(ApiError::bad_request(
+            "batch_too_large",
+            format!(
+                "ids holds {} ids; at most {max} are accepted per request: split the batch",
+                ids.len()
+            ),
+        )
+        .with_field("ids"));
+    }
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let field = format!("ids[{i}]");
+            match id {
+                Value::String(id) => match check_id(&field, id) {
+                    Ok(()) => Ok(id.clone()),
+                    Err(message) => Err(invalid_body(message).with_field(field)),
+                },
+                other => Err(invalid_body(format!(
+                    "{field} must be a content id (a string), got {}",
+                    json_type(other)
+                ))
+                .with_field(field)),
+            }
+        })
+        .collect()
+}
+
+async fn batch_get(
+    caller: Caller,
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<BatchView>, Failure> {
+    let max = state.config.max_batch_ids;
+    query_params(query, &[])?;
+    check_content_type(&headers)?;
+    let body = body.map_err(|r| body_error(r, &state.config))?;
+    let ids = parse_ids(&body, max)?;
+    let view = CatalogView::of(&caller);
+    let batch = catalog::get_many(&*state.store, &ids, now_ms())
+        .await
+        .map_err(store_error)?;
+    let items: Vec<PublishedContent> = batch.items.into_iter().filter(|c| view.shows(c)).collect();
+    let found: HashSet<&str> = items.iter().map(|c| c.content_id.as_str()).collect();
+    let mut seen = HashSet::with_capacity(ids.len());
+    let missing = ids
+        .iter()
+        .filter(|id| seen.insert(id.as_str()) && !found.contains(id.as_str()))
+        .cloned()
+        .collect();
+    Ok(Json(BatchView {
+        items: items
+            .into_iter()
+            .map(|c| ContentView::new(c, &view))
+            .collect::<Result<_, _>>()?,
+        missing,
+    }))
+}
+
+async fn list_episodes(
+    caller: Caller,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<ListView<EpisodeView>>, Failure> {
+    let Path(program_id) = path.map_err(path_error)?;
+    validate_id("program_id", &program_id)?;
+    let page = page_request(query_params(query, LIST_PARAMS)?, &state.config)?;
+    let view = CatalogView::of(&caller);
+    let now = now_ms();
+    let mut rows = catalog::list_episodes(&*state.store, &program_id, &page, now)
+        .await
+        .map_err(store_error)?;
+    if let CatalogView::Partner(_) = view {
+        // The listing has no rights: read the page's contents (one store call) and keep
+        // those with a right for the partner. The page may then hold fewer than `limit`.
+        if !rows.items.is_empty() {
+            let ids: Vec<String> = rows.items.iter().map(|e| e.content_id.clone()).collect();
+            let batch = catalog::get_many(&*state.store, &ids, now)
+                .await
+                .map_err(store_error)?;
+            let allowed: HashSet<String> = batch
+                .items
+                .into_iter()
+                .filter(|c| view.shows(c))
+                .map(|c| c.content_id)
+                .collect();
+            rows.items.retain(|e| allowed.contains(&e.content_id));
+        }
+    }
+    Ok(Json(ListView::try_from_page(rows, EpisodeView::try_from)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_bodies() {
+        assert_eq!(
+            parse_ids(br#"{"ids":["a","b","a"]}"#, 3).unwrap(),
+            ["a", "b", "a"]
+        );
+        let cases: [(&[u8], &str, Option<&str>, &str); 10] = [
+            (b"not json", "invalid_json", None, "line 1"),
+            (b"[]", "invalid_body", None, "got an array"),
+            (br#"{}"#, "invalid_body", Some("ids"), "required"),
+            (
+                br#"{"ids":"a"}"#,
+                "invalid_body",
+                Some("ids"),
+                "got a string",
+            ),
+            (br#"{"ids":[]}"#, "invalid_body", Some("ids"), "empty"),
+            (
+                br#"{"ids":["a","b","c","d"]}"#,
+                "batch_too_large",
+                Some("ids"),
+                "at most 3",
+            ),
+            (
+                br#"{"ids":["a",1]}"#,
+                "invalid_body",
+                Some("ids[1]"),
+                "got a number",
+            ),
+            (
+                br#"{"ids":["a",""]}"#,
+                "invalid_body",
+                Some("ids[1]"),
+                "1 to 128 bytes",
+            ),
+            (
+                br#"{"ids":["\u0000"]}"#,
+                "invalid_body",
+                Some("ids[0]"),
+                "control",
+            ),
+            (
+                br#"{"ids":["a"],"idz":[]}"#,
+                "invalid_body",
+                Some("idz"),
+                "unknown field",
+            ),
+        ];
+        for (body, code, field, needle) in cases {
+            let e = parse_ids(body, 3).unwrap_err();
+            let shown = String::from_utf8_lossy(body);
+            assert_eq!(e.code, code, "{shown}: {e}");
+            assert_eq!(e.field.as_deref(), field, "{shown}: {e}");
+            assert!(e.message.contains(needle), "{shown}: {e}");
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        let with = |ct: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+            check_content_type(&h)
+        };
+        with("application/json").unwrap();
+        with("Application/JSON; charset=utf-8").unwrap();
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/jsonx",
+        ] {
+            let e = with(bad).unwrap_err();
+            assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{bad}");
+            assert!(e.message.contains(bad), "{}", e.message);
+        }
+        let e = check_content_type(&HeaderMap::new()).unwrap_err();
+        assert!(e.message.contains("(none)"), "{}", e.message);
+    }
+}

@@ -1,0 +1,228 @@
+//! Orders: `GET /v1/orders/{order_id}`, `GET /v1/buyers/{buyer_id}/orders`,
+//! `GET /v1/sellers/{seller_id}/orders`.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use fleuve_projections::orders::{self, Order, OrderSummary};
+use fleuve_service::ApiError;
+use serde::Serialize;
+
+use super::{
+    page_request, path_error, query_params, quoted, rfc3339_millis, store_error, validate_id,
+    Failure, ListView, Money, LIST_PARAMS,
+};
+use crate::access::{self, Caller};
+use crate::AppState;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/orders/{order_id}", get(get_order))
+        .route("/v1/buyers/{buyer_id}/orders", get(list_by_buyer))
+        .route("/v1/sellers/{seller_id}/orders", get(list_by_seller))
+}
+
+#[derive(Debug, Serialize)]
+struct LineView {
+    sku: String,
+    quantity: i32,
+    unit_price: Money,
+}
+
+#[derive(Debug, Serialize)]
+struct AddressView {
+    name: String,
+    line1: String,
+    line2: Option<String>,
+    postal_code: String,
+    city: String,
+    country: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ShipmentView {
+    carrier: String,
+    tracking_number: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct StepView {
+    status: &'static str,
+    at: String,
+    event_id: String,
+    detail: Option<String>,
+}
+
+/// An order as fronts see it.
+#[derive(Debug, Serialize)]
+struct OrderView {
+    order_id: String,
+    buyer_id: String,
+    seller_id: String,
+    status: &'static str,
+    total: Money,
+    lines: Vec<LineView>,
+    shipping_address: AddressView,
+    payment_ref: Option<String>,
+    shipment: Option<ShipmentView>,
+    placed_at: String,
+    updated_at: String,
+    /// Every step, oldest first.
+    timeline: Vec<StepView>,
+}
+
+impl TryFrom<Order> for OrderView {
+    type Error = ApiError;
+    fn try_from(o: Order) -> Result<Self, ApiError> {
+        let money = |amount_minor| Money {
+            amount_minor,
+            currency: o.currency.clone(),
+        };
+        Ok(Self {
+            total: money(o.total_minor),
+            lines: o
+                .lines
+                .iter()
+                .map(|l| LineView {
+                    sku: l.sku.clone(),
+                    quantity: l.quantity,
+                    unit_price: money(l.unit_price_minor),
+                })
+                .collect(),
+            placed_at: rfc3339_millis(o.placed_at_ms)?,
+            updated_at: rfc3339_millis(o.updated_at_ms)?,
+            timeline: o
+                .timeline
+                .into_iter()
+                .map(|t| {
+                    Ok(StepView {
+                        status: t.status.as_str(),
+                        at: rfc3339_millis(t.at_ms)?,
+                        event_id: t.event_id,
+                        detail: t.detail,
+                    })
+                })
+                .collect::<Result<_, ApiError>>()?,
+            shipping_address: AddressView {
+                name: o.shipping_address.name,
+                line1: o.shipping_address.line1,
+                line2: o.shipping_address.line2,
+                postal_code: o.shipping_address.postal_code,
+                city: o.shipping_address.city,
+                country: o.shipping_address.country,
+            },
+            shipment: o.shipment.map(|s| ShipmentView {
+                carrier: s.carrier,
+                tracking_number: s.tracking_number,
+            }),
+            payment_ref: o.payment_ref,
+            status: o.status.as_str(),
+            order_id: o.order_id,
+            buyer_id: o.buyer_id,
+            seller_id: o.seller_id,
+        })
+    }
+}
+
+/// An order in a buyer's or seller's list.
+#[derive(Debug, Serialize)]
+struct OrderSummaryView {
+    order_id: String,
+    buyer_id: String,
+    seller_id: String,
+    status: &'static str,
+    total: Money,
+    /// Units ordered, over every line.
+    item_count: i64,
+    placed_at: String,
+    updated_at: String,
+}
+
+impl TryFrom<OrderSummary> for OrderSummaryView {
+    type Error = ApiError;
+    fn try_from(s: OrderSummary) -> Result<Self, ApiError> {
+        Ok(Self {
+            placed_at: rfc3339_millis(s.placed_at_ms)?,
+            updated_at: rfc3339_millis(s.updated_at_ms)?,
+            total: Money {
+                amount_minor: s.total_minor,
+                currency: s.currency,
+            },
+            status: s.status.as_str(),
+            order_id: s.order_id,
+            buyer_id: s.buyer_id,
+            seller_id: s.seller_id,
+            item_count: s.item_count,
+        })
+    }
+}
+
+async fn get_order(
+    caller: Caller,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<OrderView>, Failure> {
+    let Path(order_id) = path.map_err(path_error)?;
+    validate_id("order_id", &order_id)?;
+    let what = format!("order `{}`", quoted(&order_id));
+    access::any_order(&caller, &what)?;
+    query_params(query, &[])?;
+    let Some(order) = orders::get(&*state.store, &order_id)
+        .await
+        .map_err(store_error)?
+    else {
+        return Err(
+            ApiError::not_found("not_found", format!("no order `{}`", quoted(&order_id))).into(),
+        );
+    };
+    access::order(&caller, &order, &what)?;
+    Ok(Json(order.try_into()?))
+}
+
+async fn list_by_buyer(
+    caller: Caller,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<ListView<OrderSummaryView>>, Failure> {
+    let Path(buyer_id) = path.map_err(path_error)?;
+    validate_id("buyer_id", &buyer_id)?;
+    access::user_data(
+        &caller,
+        &buyer_id,
+        &format!("the orders of buyer `{}`", quoted(&buyer_id)),
+    )?;
+    let page = page_request(query_params(query, LIST_PARAMS)?, &state.config)?;
+    let rows = orders::list_by_buyer(&*state.store, &buyer_id, &page)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(ListView::try_from_page(
+        rows,
+        OrderSummaryView::try_from,
+    )?))
+}
+
+async fn list_by_seller(
+    caller: Caller,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<ListView<OrderSummaryView>>, Failure> {
+    let Path(seller_id) = path.map_err(path_error)?;
+    validate_id("seller_id", &seller_id)?;
+    access::seller_data(
+        &caller,
+        &seller_id,
+        &format!("the orders of seller `{}`", quoted(&seller_id)),
+    )?;
+    let page = page_request(query_params(query, LIST_PARAMS)?, &state.config)?;
+    let rows = orders::list_by_seller(&*state.store, &seller_id, &page)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(ListView::try_from_page(
+        rows,
+        OrderSummaryView::try_from,
+    )?))
+}

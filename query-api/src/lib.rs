@@ -20,7 +20,7 @@
 //! | `GET /v1/inventory/{sku}` | a product's stock | any `user`, `seller` or `admin` token |
 //! | `GET /metrics` | Prometheus metrics | anyone |
 //! | `GET /healthz` | `200` while the process runs | anyone |
-//! | `GET /readyz` | `200` when the store answered its last ping (every second), else `503` | anyone |
+//! | `GET /readyz` | `200` when the store answered its last ping (every second) and, with [`QueryConfig::lag`], every projection is within the lag bound; else `503` with the reason | anyone |
 //!
 //! # Answers
 //!
@@ -153,13 +153,40 @@
 //! | 413 | `payload_too_large` | a batch body over [`QueryConfig::max_body_bytes`] |
 //! | 415 | `unsupported_media_type` | a batch body without `Content-Type: application/json` |
 //! | 500 | `internal` | the store failed in a way a retry will not fix, or holds a row this API cannot show (also logged) |
+//! | 400 | `invalid_position` | an `X-Fleuve-Position` token ingest did not issue, or more than [`consistency::MAX_POSITIONS`] (`field`: `X-Fleuve-Position`) |
 //! | 503 | `unavailable` | the store is temporarily unavailable; retry after `Retry-After` (1 s) |
+//! | 503 | `position_not_reached` | the projection did not pass the request's positions within [`QueryConfig::position_wait`]; `X-Fleuve-Consistency: behind`, `Retry-After: 1` |
+//! | 503 | `timeout` | the request took longer than [`QueryConfig::request_timeout`]; `Retry-After: 1` |
+//!
+//! # Read-your-writes
+//!
+//! Ingest answers every accepted event with a `position` token. A read that sends it back in
+//! `X-Fleuve-Position` (several tokens: repeat the header or separate them with commas) is
+//! held until the projection behind the route has applied every event up to that position
+//! on its partition, then answered: the answer includes the write. A token on a topic the
+//! route's projection does not read (an order's position on a progress read) does not hold
+//! the read. If the projection has not got there within [`QueryConfig::position_wait`]
+//! (2 s by default), the answer is `503 position_not_reached` with `X-Fleuve-Consistency:
+//! behind`: the client retries or shows that the data is on its way, never stale data in
+//! silence. See [`consistency`].
+//!
+//! # Caching and compression
+//!
+//! Every `200` to a `GET` carries a weak `ETag`; `If-None-Match` with it answers `304` with
+//! no body. `Cache-Control` is `public, max-age=10` for anonymous catalog reads,
+//! `private, max-age=10` for authenticated ones (they differ per partner), `private,
+//! no-cache` for the other reads (revalidate with the `ETag`), `no-store` for `POST` and
+//! errors. Answers are gzipped for clients sending `Accept-Encoding: gzip`. Requests over
+//! [`QueryConfig::request_timeout`] (10 s) are cut with `503 timeout`; bodies over
+//! [`QueryConfig::max_body_bytes`] (64 KiB) are refused with `413`. See [`http`].
 //!
 //! # Metrics
 //!
 //! * `fleuve_query_requests_total{route,status}`: requests by route template (for example
 //!   `/v1/users/{user_id}/progress`, or `unmatched`) and HTTP status code;
-//! * `fleuve_query_request_duration_seconds{route}`: latency histogram.
+//! * `fleuve_query_request_duration_seconds{route}`: latency histogram;
+//! * `fleuve_query_projection_lag_events{projection}`: records each projection is behind the
+//!   end of its topics (with [`QueryConfig::lag`], measured every 5 s).
 
 pub mod access;
 pub mod consistency;
@@ -169,7 +196,6 @@ mod readiness;
 mod routes;
 
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;

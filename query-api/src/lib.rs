@@ -21,6 +21,7 @@
 //! | `GET /metrics` | Prometheus metrics | anyone |
 //! | `GET /healthz` | `200` while the process runs | anyone |
 //! | `GET /readyz` | `200` when the store answered its last ping (every second) and, with [`QueryConfig::lag`], every projection is within the lag bound; else `503` with the reason | anyone |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of these routes ([`openapi`]) | anyone |
 //!
 //! # Answers
 //!
@@ -192,6 +193,7 @@ pub mod access;
 pub mod consistency;
 pub mod http;
 mod metrics;
+pub mod openapi;
 mod readiness;
 mod routes;
 
@@ -272,7 +274,8 @@ pub(crate) struct AppState {
     pub config: Arc<QueryConfig>,
 }
 
-/// The query API's routes, ops routes included (`/metrics`, `/healthz`, `/readyz`).
+/// The query API's routes, ops routes included (`/metrics`, `/healthz`, `/readyz`,
+/// `/openapi.json`).
 ///
 /// Call it inside a Tokio runtime: it starts a task that pings the store every second for
 /// `/readyz` (the task ends when the router is dropped). Outside a runtime `/readyz` stays
@@ -287,6 +290,7 @@ pub fn router(store: Arc<dyn Store>, config: QueryConfig) -> Router {
 pub fn router_with(store: Arc<dyn Store>, config: QueryConfig, extra: Router) -> Router {
     let readiness = readiness::start(store.clone(), config.lag.clone());
     let body_limit = config.max_body_bytes;
+    let openapi = openapi::routes(&config);
     let state = AppState {
         store,
         config: Arc::new(config),
@@ -307,4 +311,5 @@ pub fn router_with(store: Arc<dyn Store>, config: QueryConfig, extra: Router) ->
         .layer(tower_http::compression::CompressionLayer::new().gzip(true))
         .layer(axum::middleware::from_fn(metrics::track))
         .merge(fleuve_service::ops_routes(readiness))
+        .merge(openapi)
 }

@@ -6,6 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use fleuve_projections::bookmarks::{self, Bookmark};
 use fleuve_service::ApiError;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{
@@ -19,12 +20,15 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/v1/users/{user_id}/bookmarks", get(list_bookmarks))
 }
 
-/// A bookmark as fronts see it.
-#[derive(Debug, Serialize)]
-struct BookmarkView {
+/// A content a user bookmarked.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Bookmark")]
+pub(crate) struct BookmarkView {
     content_id: String,
     /// Event time of the `BookmarkAdded` (of the last one, when added again).
+    #[schemars(extend("format" = "date-time"))]
     added_at: String,
+    /// Id of the `BookmarkAdded` event.
     event_id: String,
 }
 

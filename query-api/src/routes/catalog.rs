@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
 use fleuve_projections::catalog::{self, ContentKind, EpisodeEntry, PublishedContent};
 use fleuve_service::ApiError;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -24,6 +25,7 @@ use super::{
     rfc3339_millis_clamped, store_error, validate_id, Failure, ListView, LIST_PARAMS,
 };
 use crate::access::{Caller, CatalogView};
+use crate::openapi::string_enum;
 use crate::{AppState, QueryConfig};
 
 /// Path of the batch read (a literal `:` in the segment; axum 0.8 captures are `{…}`).
@@ -58,34 +60,60 @@ fn kind_name(kind: ContentKind) -> &'static str {
     }
 }
 
+/// Every kind, for the schema of `kind` (the names of [`kind_name`]).
+const KINDS: [ContentKind; 4] = [
+    ContentKind::Programme,
+    ContentKind::Season,
+    ContentKind::Episode,
+    ContentKind::Clip,
+];
+
+/// The schema of a content kind.
+fn kind_schema(_: &mut SchemaGenerator) -> Schema {
+    string_enum(KINDS.map(kind_name))
+}
+
 /// A distribution right as its partner (or an admin) sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "DistributionRight")]
 struct RightView {
+    /// The partner's id (the `sub` of its `partner` token).
     partner: String,
     /// ISO 3166-1 alpha-2 codes.
     territories: Vec<String>,
 }
 
-/// A content as fronts see it.
-#[derive(Debug, Serialize)]
-struct ContentView {
+/// A content publishable now.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Content")]
+pub(crate) struct ContentView {
     content_id: String,
+    #[schemars(schema_with = "kind_schema")]
     kind: &'static str,
+    /// The programme of a season, an episode or a clip.
     program_id: Option<String>,
     season_number: Option<i32>,
     episode_number: Option<i32>,
     title: String,
     description: Option<String>,
     tags: Vec<String>,
+    /// Length, in milliseconds.
     duration_ms: Option<i64>,
+    /// Start of the availability window (an instant before year 0000 is shown as
+    /// 0000-01-01T00:00:00.000Z).
+    #[schemars(extend("format" = "date-time"))]
     available_from: String,
-    /// `null` when open-ended.
+    /// End of the availability window; `null` when open-ended (an instant after year 9999
+    /// is shown as 9999-12-31T23:59:59.999Z).
+    #[schemars(extend("format" = "date-time"))]
     available_until: Option<String>,
-    /// Only for callers that may see rights: all of them for `admin`, its own for a
-    /// partner; absent otherwise.
+    /// Only for callers that may see rights: all of them for `admin` (and with
+    /// authentication off), its own for a partner; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Vec<RightView>")]
     rights: Option<Vec<RightView>>,
     /// Event time of the upsert that wrote this version.
+    #[schemars(extend("format" = "date-time"))]
     updated_at: String,
 }
 
@@ -122,16 +150,23 @@ impl ContentView {
 }
 
 /// A season, an episode or a clip in a programme's listing.
-#[derive(Debug, Serialize)]
-struct EpisodeView {
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "EpisodeEntry")]
+pub(crate) struct EpisodeView {
     content_id: String,
+    #[schemars(schema_with = "kind_schema")]
     kind: &'static str,
     season_number: Option<i32>,
     episode_number: Option<i32>,
     title: String,
     description: Option<String>,
+    /// Length, in milliseconds.
     duration_ms: Option<i64>,
+    /// Start of the availability window.
+    #[schemars(extend("format" = "date-time"))]
     available_from: String,
+    /// End of the availability window; `null` when open-ended.
+    #[schemars(extend("format" = "date-time"))]
     available_until: Option<String>,
 }
 
@@ -156,8 +191,9 @@ impl TryFrom<EpisodeEntry> for EpisodeView {
 }
 
 /// The answer of a batch read.
-#[derive(Debug, Serialize)]
-struct BatchView {
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "BatchGetResponse")]
+pub(crate) struct BatchView {
     /// The contents found, in the order asked, each once.
     items: Vec<ContentView>,
     /// The ids asked for that the caller cannot read now, in the order asked, each once.

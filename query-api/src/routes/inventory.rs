@@ -6,6 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use fleuve_projections::inventory::{self, Stock};
 use fleuve_service::ApiError;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{path_error, query_params, quoted, rfc3339_millis, store_error, validate_id, Failure};
@@ -16,15 +17,17 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/v1/inventory/{sku}", get(get_stock))
 }
 
-/// The stock of a sku as fronts see it.
-#[derive(Debug, Serialize)]
-struct StockView {
+/// The stock of a product (sku).
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Stock")]
+pub(crate) struct StockView {
     sku: String,
     /// Units that can be sold now.
     available: i64,
     /// Units reserved for orders.
     reserved: i64,
     /// Event time of the last stock event.
+    #[schemars(extend("format" = "date-time"))]
     updated_at: String,
 }
 

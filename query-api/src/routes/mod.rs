@@ -20,10 +20,21 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use fleuve_projections::{Page, PageRequest, StoreError};
 use fleuve_service::ApiError;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::access::Denied;
 use crate::{AppState, QueryConfig};
+
+/// The answers of the `/v1` routes, for the OpenAPI document ([`crate::openapi`]).
+pub(crate) mod views {
+    pub(crate) use super::bookmarks::BookmarkView;
+    pub(crate) use super::catalog::{BatchView, ContentView, EpisodeView};
+    pub(crate) use super::inventory::StockView;
+    pub(crate) use super::orders::{OrderSummaryView, OrderView};
+    pub(crate) use super::progress::ProgressView;
+    pub(crate) use super::ListView;
+}
 
 /// The `/v1` routes.
 pub(crate) fn api() -> Router<AppState> {
@@ -75,9 +86,13 @@ impl IntoResponse for Failure {
 }
 
 /// A page of a list as fronts see it: `{"items":[…],"next_cursor":…}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "{T}Page")]
 pub(crate) struct ListView<T> {
+    /// At most `limit` items (a programme's listing may hold fewer, even none, before its
+    /// end: follow `next_cursor` until it is `null`).
     pub items: Vec<T>,
+    /// Pass it unchanged as `cursor` to get the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
@@ -99,9 +114,11 @@ impl<T> ListView<T> {
 }
 
 /// An amount of money: integer minor units (cents) of an ISO 4217 currency.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct Money {
+    /// The amount in minor units of the currency (cents of EUR: 4749 is 47.49 EUR).
     pub amount_minor: i64,
+    /// ISO 4217 code, such as `EUR`.
     pub currency: String,
 }
 

@@ -5,8 +5,9 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use fleuve_projections::orders::{self, Order, OrderSummary};
+use fleuve_projections::orders::{self, Order, OrderStatus, OrderSummary};
 use fleuve_service::ApiError;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
 
 use super::{
@@ -14,6 +15,7 @@ use super::{
     Failure, ListView, Money, LIST_PARAMS,
 };
 use crate::access::{self, Caller};
+use crate::openapi::string_enum;
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -23,50 +25,84 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/sellers/{seller_id}/orders", get(list_by_seller))
 }
 
-#[derive(Debug, Serialize)]
+/// The schema of an order status: one of the names of [`OrderStatus::as_str`].
+fn status_schema(_: &mut SchemaGenerator) -> Schema {
+    string_enum(OrderStatus::ALL.map(OrderStatus::as_str))
+}
+
+/// A line of an order: a product, how many, at what unit price.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "OrderLine")]
 struct LineView {
     sku: String,
+    /// Units ordered.
     quantity: i32,
     unit_price: Money,
 }
 
-#[derive(Debug, Serialize)]
+/// Where an order is shipped.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "ShippingAddress")]
 struct AddressView {
+    /// The recipient.
     name: String,
     line1: String,
     line2: Option<String>,
     postal_code: String,
     city: String,
+    /// ISO 3166-1 alpha-2 code.
     country: String,
 }
 
-#[derive(Debug, Serialize)]
+/// How an order travels, once shipped.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Shipment")]
 struct ShipmentView {
     carrier: String,
     tracking_number: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A step of an order's life.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "OrderStep")]
 struct StepView {
+    /// The status the order reached at this step.
+    #[schemars(schema_with = "status_schema")]
     status: &'static str,
+    /// Event time of the step.
+    #[schemars(extend("format" = "date-time"))]
     at: String,
+    /// Id of the event of the step.
     event_id: String,
+    /// What the event says about the step: the payment reference (`PAYMENT_AUTHORIZED`),
+    /// the failure or cancellation reason (`PAYMENT_FAILED`, `CANCELLED`), the carrier and
+    /// tracking number (`SHIPPED`); `null` for `PLACED` and `DELIVERED`.
     detail: Option<String>,
 }
 
-/// An order as fronts see it.
-#[derive(Debug, Serialize)]
-struct OrderView {
+/// An order, with its timeline.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Order")]
+pub(crate) struct OrderView {
     order_id: String,
     buyer_id: String,
     seller_id: String,
+    #[schemars(schema_with = "status_schema")]
     status: &'static str,
+    /// Sum of the lines.
     total: Money,
     lines: Vec<LineView>,
     shipping_address: AddressView,
+    /// Reference of the authorized payment at the payment provider; `null` until a payment
+    /// is authorized.
     payment_ref: Option<String>,
+    /// `null` until shipped.
     shipment: Option<ShipmentView>,
+    /// Event time of the `OrderPlaced`.
+    #[schemars(extend("format" = "date-time"))]
     placed_at: String,
+    /// Event time of the last event applied to the order.
+    #[schemars(extend("format" = "date-time"))]
     updated_at: String,
     /// Every step, oldest first.
     timeline: Vec<StepView>,
@@ -126,16 +162,23 @@ impl TryFrom<Order> for OrderView {
 }
 
 /// An order in a buyer's or seller's list.
-#[derive(Debug, Serialize)]
-struct OrderSummaryView {
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "OrderSummary")]
+pub(crate) struct OrderSummaryView {
     order_id: String,
     buyer_id: String,
     seller_id: String,
+    #[schemars(schema_with = "status_schema")]
     status: &'static str,
+    /// Sum of the lines.
     total: Money,
     /// Units ordered, over every line.
     item_count: i64,
+    /// Event time of the `OrderPlaced`.
+    #[schemars(extend("format" = "date-time"))]
     placed_at: String,
+    /// Event time of the last event applied to the order.
+    #[schemars(extend("format" = "date-time"))]
     updated_at: String,
 }
 

@@ -6,6 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use fleuve_projections::progress::{self, Progress};
 use fleuve_service::ApiError;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::{
@@ -24,16 +25,22 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/users/{user_id}/progress", get(list_progress))
 }
 
-/// A progress row as fronts see it.
-#[derive(Debug, Serialize)]
-struct ProgressView {
+/// A user's playback progress on one content.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "Progress")]
+pub(crate) struct ProgressView {
     user_id: String,
     content_id: String,
+    /// Playback position, in milliseconds from the start.
     position_ms: i64,
+    /// Length of the content, in milliseconds.
     duration_ms: i64,
+    /// The device that reported the position.
     device: String,
     /// Event time of the write that produced the row.
+    #[schemars(extend("format" = "date-time"))]
     updated_at: String,
+    /// Id of the event that produced the row.
     event_id: String,
 }
 

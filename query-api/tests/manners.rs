@@ -5,66 +5,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use axum::Router;
+use axum::http::StatusCode;
+use common::{assert_error, batch_get, call, get, App, Resp};
 use fleuve_kafka::{topics, KafkaConfig, Position};
-use fleuve_projections::embedded::EmbeddedStore;
 use fleuve_projections::progress::{EventVersion, Progress, PROGRESS};
 use fleuve_projections::{Checkpoint, Row, Store, StoreError, TableRow, Write, WriteBatch};
 use fleuve_query_api::{router, LagConfig, QueryConfig};
-use serde_json::Value;
-use tower::ServiceExt;
 
-struct Resp {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
-            .to_str()
-            .unwrap()
-    }
-}
-
-async fn call(router: &Router, req: Request<Body>) -> Resp {
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 24)
-        .await
+fn h<'r>(resp: &'r Resp, name: &str) -> &'r str {
+    resp.headers
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header in {:?}", resp.headers))
+        .to_str()
         .unwrap()
-        .to_vec();
-    Resp {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn get(uri: &str) -> axum::http::request::Builder {
-    Request::builder().method("GET").uri(uri)
-}
-
-async fn store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
-    Arc::new(
-        EmbeddedStore::open(dir.path().to_str().unwrap())
-            .await
-            .unwrap(),
-    )
 }
 
 fn progress(user: &str, content: &str, position_ms: i64, offset: i64) -> Progress {
@@ -111,152 +70,120 @@ async fn apply(store: &Arc<dyn Store>, rows: &[Progress], checkpoint: Option<(i3
         .unwrap();
 }
 
-fn assert_error(resp: &Resp, status: StatusCode, code: &str) -> String {
-    assert_eq!(
-        resp.status,
-        status,
-        "{}",
-        String::from_utf8_lossy(&resp.body)
-    );
-    assert_eq!(resp.header("content-type"), "application/json");
-    let body = resp.json();
-    assert_eq!(body["error"]["code"], code, "{body}");
-    body["error"]["message"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn etag_and_if_none_match_give_304_and_change_with_the_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
-    apply(&store, &[progress("u-1", "c-1", 1_000, 1)], None).await;
-    let app = router(store.clone(), QueryConfig::default());
+    let a = App::open().await;
+    let (app, store) = (&a.router, &a.store);
+    apply(store, &[progress("u-1", "c-1", 1_000, 1)], None).await;
     let uri = "/v1/users/u-1/progress/c-1";
 
-    let first = call(&app, get(uri).body(Body::empty()).unwrap()).await;
+    let first = get(app, uri, None).await;
     assert_eq!(first.status, StatusCode::OK);
-    let etag = first.header("etag").to_owned();
+    let etag = h(&first, "etag").to_owned();
     assert!(etag.starts_with("W/\"") && etag.len() == 36, "{etag}");
-    assert_eq!(first.header("cache-control"), "private, no-cache");
+    assert_eq!(h(&first, "cache-control"), "private, no-cache");
 
     // Same data, same tag; If-None-Match with it → 304, no body, the validators kept.
     let again = call(
-        &app,
-        get(uri)
-            .header("if-none-match", &etag)
-            .body(Body::empty())
-            .unwrap(),
+        app,
+        "GET",
+        uri,
+        None,
+        &[("if-none-match", &etag)],
+        Vec::new(),
     )
     .await;
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
     assert!(again.body.is_empty());
-    assert_eq!(again.header("etag"), etag);
-    assert_eq!(again.header("cache-control"), "private, no-cache");
+    assert_eq!(h(&again, "etag"), etag);
+    assert_eq!(h(&again, "cache-control"), "private, no-cache");
     // A list of tags, one of them ours, and the strong form of ours, also match.
     for inm in [
         format!("\"nope\", {etag}"),
         etag.trim_start_matches("W/").to_owned(),
     ] {
         let r = call(
-            &app,
-            get(uri)
-                .header("if-none-match", inm)
-                .body(Body::empty())
-                .unwrap(),
+            app,
+            "GET",
+            uri,
+            None,
+            &[("if-none-match", &inm)],
+            Vec::new(),
         )
         .await;
         assert_eq!(r.status, StatusCode::NOT_MODIFIED);
     }
 
     // New data, new tag: the old one no longer matches.
-    apply(&store, &[progress("u-1", "c-1", 2_000, 2)], None).await;
+    apply(store, &[progress("u-1", "c-1", 2_000, 2)], None).await;
     let changed = call(
-        &app,
-        get(uri)
-            .header("if-none-match", &etag)
-            .body(Body::empty())
-            .unwrap(),
+        app,
+        "GET",
+        uri,
+        None,
+        &[("if-none-match", &etag)],
+        Vec::new(),
     )
     .await;
     assert_eq!(changed.status, StatusCode::OK);
     assert_eq!(changed.json()["position_ms"], 2_000);
-    assert_ne!(changed.header("etag"), etag);
+    assert_ne!(h(&changed, "etag"), etag);
 
     // Errors are not tagged nor cached.
-    let missing = call(
-        &app,
-        get("/v1/users/u-1/progress/none")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
-    assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+    let missing = get(app, "/v1/users/u-1/progress/none", None).await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "not_found", None);
     assert!(missing.headers.get("etag").is_none());
-    assert_eq!(missing.header("cache-control"), "no-store");
+    assert_eq!(h(&missing, "cache-control"), "no-store");
 }
 
 #[tokio::test]
 async fn cache_control_suits_each_resource() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = router(store(&dir).await, QueryConfig::default());
+    let a = App::open().await;
+    let app = &a.router;
     // Catalog answers are shared (public) unless the request is authenticated.
-    let anon = call(
-        &app,
-        get("/v1/catalog/programs/p-1/episodes")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let anon = get(app, "/v1/catalog/programs/p-1/episodes", None).await;
     assert_eq!(
         anon.status,
         StatusCode::OK,
         "{}",
         String::from_utf8_lossy(&anon.body)
     );
-    assert_eq!(anon.header("cache-control"), "public, max-age=10");
+    assert_eq!(h(&anon, "cache-control"), "public, max-age=10");
     // A POST answer is never stored.
-    let batch = call(
-        &app,
-        Request::builder()
-            .method("POST")
-            .uri("/v1/catalog/contents:batchGet")
-            .header("content-type", "application/json")
-            .body(Body::from(r#"{"ids":["a"]}"#))
-            .unwrap(),
-    )
-    .await;
+    let batch = batch_get(app, r#"{"ids":["a"]}"#, None).await;
     assert_eq!(
         batch.status,
         StatusCode::OK,
         "{}",
         String::from_utf8_lossy(&batch.body)
     );
-    assert_eq!(batch.header("cache-control"), "no-store");
+    assert_eq!(h(&batch, "cache-control"), "no-store");
     assert!(batch.headers.get("etag").is_none());
 }
 
 #[tokio::test]
 async fn answers_are_gzipped_for_clients_that_accept_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+    let a = App::open().await;
+    let app = &a.router;
     let rows: Vec<Progress> = (0..100)
         .map(|i| progress("u-z", &format!("content-{i:03}"), i * 1_000, 1))
         .collect();
-    apply(&store, &rows, None).await;
-    let app = router(store, QueryConfig::default());
+    apply(&a.store, &rows, None).await;
     let uri = "/v1/users/u-z/progress?limit=100";
-    let plain = call(&app, get(uri).body(Body::empty()).unwrap()).await;
+    let plain = get(app, uri, None).await;
     assert_eq!(plain.status, StatusCode::OK);
     assert!(plain.headers.get("content-encoding").is_none());
     let zipped = call(
-        &app,
-        get(uri)
-            .header("accept-encoding", "gzip")
-            .body(Body::empty())
-            .unwrap(),
+        app,
+        "GET",
+        uri,
+        None,
+        &[("accept-encoding", "gzip")],
+        Vec::new(),
     )
     .await;
     assert_eq!(zipped.status, StatusCode::OK);
-    assert_eq!(zipped.header("content-encoding"), "gzip");
+    assert_eq!(h(&zipped, "content-encoding"), "gzip");
     assert!(
         zipped.body.len() * 3 < plain.body.len(),
         "gzip should shrink a list"
@@ -267,38 +194,28 @@ async fn answers_are_gzipped_for_clients_that_accept_it() {
         .unwrap();
     assert_eq!(unzipped, plain.body);
     // The tag is the same either way (weak: it describes the JSON, not the encoding).
-    assert_eq!(zipped.header("etag"), plain.header("etag"));
+    assert_eq!(h(&zipped, "etag"), h(&plain, "etag"));
 }
 
 #[tokio::test]
 async fn oversized_bodies_and_plain_text_rejections_get_the_json_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = QueryConfig {
+    let a = App::with(QueryConfig {
         max_body_bytes: 1_024,
         ..QueryConfig::default()
-    };
-    let app = router(store(&dir).await, config);
+    })
+    .await;
+    let app = &a.router;
     let ids: Vec<String> = (0..200).map(|i| format!("content-{i}")).collect();
     let body = serde_json::json!({ "ids": ids }).to_string();
     assert!(body.len() > 1_024);
-    let resp = call(
-        &app,
-        Request::builder()
-            .method("POST")
-            .uri("/v1/catalog/contents:batchGet")
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .unwrap(),
-    )
-    .await;
-    assert!(
-        resp.status == StatusCode::PAYLOAD_TOO_LARGE,
-        "{} {}",
-        resp.status,
-        String::from_utf8_lossy(&resp.body)
+    let resp = batch_get(app, &body, None).await;
+    let msg = assert_error(
+        &resp,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        None,
     );
-    assert_eq!(resp.header("content-type"), "application/json");
-    assert!(resp.json()["error"]["message"].as_str().unwrap().len() > 5);
+    assert!(msg.len() > 5, "{msg}");
 }
 
 /// A store whose reads take `delay` (to trip the request timeout).
@@ -354,9 +271,9 @@ impl Store for SlowStore {
 
 #[tokio::test]
 async fn a_slow_request_times_out_with_503_and_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
+    let a = App::open().await;
     let slow = Arc::new(SlowStore {
-        inner: store(&dir).await,
+        inner: a.store.clone(),
         delay: Duration::from_secs(5),
     });
     let config = QueryConfig {
@@ -364,39 +281,40 @@ async fn a_slow_request_times_out_with_503_and_retry_after() {
         position_wait: Duration::from_millis(50),
         ..QueryConfig::default()
     };
-    let app = router(slow, config);
+    let app = &router(slow, config);
     let started = Instant::now();
-    let resp = call(
-        &app,
-        get("/v1/users/u/progress/c").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let resp = get(app, "/v1/users/u/progress/c", None).await;
     assert!(started.elapsed() < Duration::from_secs(2));
-    let msg = assert_error(&resp, StatusCode::SERVICE_UNAVAILABLE, "timeout");
+    let msg = assert_error(&resp, StatusCode::SERVICE_UNAVAILABLE, "timeout", None);
     assert!(msg.contains("100 ms"), "{msg}");
-    assert_eq!(resp.header("retry-after"), "1");
+    assert_eq!(h(&resp, "retry-after"), "1");
 }
 
 #[tokio::test]
 async fn a_read_waits_for_its_position_and_says_when_it_is_not_reached() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
-    apply(&store, &[progress("u-1", "c-1", 1_000, 10)], Some((2, 11))).await;
-    let config = QueryConfig {
+    let a = App::with(QueryConfig {
         position_wait: Duration::from_millis(300),
         ..QueryConfig::default()
-    };
-    let app = router(store.clone(), config);
+    })
+    .await;
+    let (app, store) = (&a.router, &a.store);
+    apply(store, &[progress("u-1", "c-1", 1_000, 10)], Some((2, 11))).await;
     let uri = "/v1/users/u-1/progress/c-1";
-    let read = |position: &Position| {
-        get(uri)
-            .header("x-fleuve-position", position.token())
-            .body(Body::empty())
-            .unwrap()
+    let read = |position: Position| async move {
+        let token = position.token();
+        call(
+            app,
+            "GET",
+            uri,
+            None,
+            &[("x-fleuve-position", &token)],
+            Vec::new(),
+        )
+        .await
     };
 
     // Already applied: answered at once.
-    let resp = call(&app, read(&Position::new("user-activity", 2, 10))).await;
+    let resp = read(Position::new("user-activity", 2, 10)).await;
     assert_eq!(resp.status, StatusCode::OK);
     assert_eq!(resp.json()["position_ms"], 1_000);
 
@@ -408,23 +326,24 @@ async fn a_read_waits_for_its_position_and_says_when_it_is_not_reached() {
             apply(&store, &[progress("u-1", "c-1", 2_000, 11)], Some((2, 12))).await;
         })
     };
-    let resp = call(&app, read(&Position::new("user-activity", 2, 11))).await;
+    let resp = read(Position::new("user-activity", 2, 11)).await;
     writer.await.unwrap();
     assert_eq!(resp.status, StatusCode::OK);
     assert_eq!(resp.json()["position_ms"], 2_000);
 
     // Never reached within the wait: 503, the header, and a message naming where.
     let started = Instant::now();
-    let resp = call(&app, read(&Position::new("user-activity", 2, 500))).await;
+    let resp = read(Position::new("user-activity", 2, 500)).await;
     let waited = started.elapsed();
     let msg = assert_error(
         &resp,
         StatusCode::SERVICE_UNAVAILABLE,
         "position_not_reached",
+        None,
     );
     assert!(waited >= Duration::from_millis(290), "{waited:?}");
-    assert_eq!(resp.header("x-fleuve-consistency"), "behind");
-    assert_eq!(resp.header("retry-after"), "1");
+    assert_eq!(h(&resp, "x-fleuve-consistency"), "behind");
+    assert_eq!(h(&resp, "retry-after"), "1");
     assert!(
         msg.contains("user_progress") && msg.contains("user-activity/2 offset 500"),
         "{msg}"
@@ -432,31 +351,37 @@ async fn a_read_waits_for_its_position_and_says_when_it_is_not_reached() {
     assert!(msg.contains("applied up to offset 11"), "{msg}");
 
     // A partition never applied says so.
-    let resp = call(&app, read(&Position::new("user-activity", 0, 0))).await;
+    let resp = read(Position::new("user-activity", 0, 0)).await;
     let msg = assert_error(
         &resp,
         StatusCode::SERVICE_UNAVAILABLE,
         "position_not_reached",
+        None,
     );
     assert!(msg.contains("nothing from that partition"), "{msg}");
 
     // A position on a topic this projection does not read does not hold the read.
     let started = Instant::now();
-    let resp = call(&app, read(&Position::new("orders", 0, 1_000_000))).await;
+    let resp = read(Position::new("orders", 0, 1_000_000)).await;
     assert_eq!(resp.status, StatusCode::OK);
     assert!(started.elapsed() < Duration::from_millis(250));
 
     // Garbage is a 400 naming the header.
     let resp = call(
-        &app,
-        get(uri)
-            .header("x-fleuve-position", "garbage")
-            .body(Body::empty())
-            .unwrap(),
+        app,
+        "GET",
+        uri,
+        None,
+        &[("x-fleuve-position", "garbage")],
+        Vec::new(),
     )
     .await;
-    assert_error(&resp, StatusCode::BAD_REQUEST, "invalid_position");
-    assert_eq!(resp.json()["error"]["field"], "X-Fleuve-Position");
+    assert_error(
+        &resp,
+        StatusCode::BAD_REQUEST,
+        "invalid_position",
+        Some("X-Fleuve-Position"),
+    );
 }
 
 #[tokio::test]
@@ -481,19 +406,16 @@ async fn readyz_fails_while_a_projection_lags_past_the_bound() {
     }
     producer.flush(Duration::from_secs(10)).unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
     let mut lag = LagConfig::new(kafka, 2);
     lag.every = Duration::from_millis(100);
-    let app = router(
-        store.clone(),
-        QueryConfig {
-            lag: Some(lag),
-            ..QueryConfig::default()
-        },
-    );
+    let a = App::with(QueryConfig {
+        lag: Some(lag),
+        ..QueryConfig::default()
+    })
+    .await;
+    let (app, store) = (&a.router, &a.store);
     let readyz = || async {
-        let r = call(&app, get("/readyz").body(Body::empty()).unwrap()).await;
+        let r = get(app, "/readyz", None).await;
         (r.status, String::from_utf8_lossy(&r.body).into_owned())
     };
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -534,7 +456,7 @@ async fn readyz_fails_while_a_projection_lags_past_the_bound() {
         assert!(Instant::now() < deadline, "still not ready: {body}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics = call(&app, get("/metrics").body(Body::empty()).unwrap()).await;
+    let metrics = get(app, "/metrics", None).await;
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(
         text.contains("fleuve_query_projection_lag_events{projection=\"user_progress\"} 1"),

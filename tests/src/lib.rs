@@ -218,6 +218,22 @@ pub fn token(sub: &str, scopes: &[&str]) -> String {
         .expect("minting a test token")
 }
 
+/// Waits until `{base}/readyz` answers 200, for at most `timeout`.
+pub async fn wait_ready(http: &reqwest::Client, base: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{base}/readyz not ready within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `fleuve run` against a broker, with its store in `data_dir`.
 #[derive(Debug)]
 pub struct Platform {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use fleuve_e2e::{Broker, Platform, Ports};
+use fleuve_e2e::{wait_ready, Broker, Platform, Ports};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -15,21 +15,6 @@ use serde_json::{json, Value};
 const USERS: usize = 8;
 const CONTENTS: usize = 12;
 const ROUNDS: usize = 3;
-
-async fn wait_ready(http: &reqwest::Client, base: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("{base}/readyz not ready within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn post(
     http: &reqwest::Client,
@@ -167,8 +152,8 @@ async fn events_posted_over_http_are_read_back_and_survive_a_restart() -> Result
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
-    wait_ready(&http, &platform.ingest).await?;
-    wait_ready(&http, &platform.query).await?;
+    wait_ready(&http, &platform.ingest, Duration::from_secs(30)).await?;
+    wait_ready(&http, &platform.query, Duration::from_secs(30)).await?;
 
     // Valid events: ROUNDS updates of every (user, content), increasing positions.
     let mut expected = BTreeMap::new();
@@ -385,7 +370,7 @@ async fn events_posted_over_http_are_read_back_and_survive_a_restart() -> Result
     // Restart: the projection is still there, and the pipeline still works.
     assert!(platform.stop()?, "fleuve did not exit cleanly on SIGTERM");
     let platform = Platform::start(&broker, data.path(), ports)?;
-    wait_ready(&http, &platform.ingest).await?;
+    wait_ready(&http, &platform.ingest, Duration::from_secs(30)).await?;
     let (status, body) = get_json(
         &http,
         &format!("{}/v1/users/u-0/progress/c-0", platform.query),

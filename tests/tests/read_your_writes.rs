@@ -7,26 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Result};
-use fleuve_e2e::{token, Broker, Platform, Ports};
+use anyhow::{ensure, Result};
+use fleuve_e2e::{token, wait_ready, Broker, Platform, Ports};
 use serde_json::{json, Value};
 
 const ROUNDS: usize = 1_000;
-
-async fn wait_ready(http: &reqwest::Client, base: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
-        }
-        if Instant::now() > deadline {
-            bail!("{base}/readyz not ready within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn post(
     http: &reqwest::Client,
@@ -54,8 +39,8 @@ async fn a_read_with_the_ingest_position_sees_the_write_every_time() -> Result<(
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
-    wait_ready(&http, &platform.ingest).await?;
-    wait_ready(&http, &platform.query).await?;
+    wait_ready(&http, &platform.ingest, Duration::from_secs(60)).await?;
+    wait_ready(&http, &platform.query, Duration::from_secs(60)).await?;
 
     let user = "u-ryw";
     let reader = token(user, &["user"]);

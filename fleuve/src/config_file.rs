@@ -4,7 +4,8 @@
 //! The file is TOML, named by `--config FILE` or `FLEUVE_CONFIG`; each key is a setting's
 //! flag name with `_` for `-` (`brokers`, `registry_url`, `query_addr`, …) or one of the
 //! JWT settings (`jwt_hs256_secret`, `jwt_rs256_public_key_file`, `jwt_jwks_file`,
-//! `jwt_issuer`, `jwt_audience`, `jwt_leeway_secs`):
+//! `jwt_issuer`, `jwt_audience`, `jwt_leeway_secs`); `exports_partners` names the partners
+//! file of the `exports` processor (`docs/exports.md`):
 //!
 //! ```toml
 //! brokers = "kafka-0.kafka:9092,kafka-1.kafka:9092"
@@ -37,6 +38,7 @@ pub const KEYS: &[&str] = &[
     "registry_addr",
     "ingest_addr",
     "processor_addr",
+    "exports_partners",
     "jwt_hs256_secret",
     "jwt_rs256_public_key_file",
     "jwt_jwks_file",

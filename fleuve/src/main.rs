@@ -4,10 +4,11 @@
 //! fleuve run                 # everything on one machine: registry, ingest, processors, query API
 //! fleuve registry            # the schema registry            (default 127.0.0.1:8081)
 //! fleuve ingest              # the HTTP ingest service        (default 127.0.0.1:8082)
-//! fleuve process <name>…    # processors: user_progress bookmarks catalog orders inventory, or all (ops 127.0.0.1:8083)
+//! fleuve process <name>…    # processors: user_progress bookmarks catalog orders inventory exports, or all (ops 127.0.0.1:8083)
 //! fleuve query               # the query API                  (default 127.0.0.1:8080)
 //! fleuve topics create       # create the platform's topics (idempotent)
 //! fleuve schemas check       # are the .avsc files compatible with their earlier versions?
+//! fleuve replay --topic T    # a topic's events over a range, decoded, as JSON lines or CSV
 //! fleuve token               # a development JWT signed with FLEUVE_JWT_HS256_SECRET
 //! fleuve config              # the settings in effect
 //! ```
@@ -27,6 +28,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use fleuve_kafka::{topics, KafkaConfig};
+use fleuve_processors::handlers::exports;
 use fleuve_processors::runtime::{Processor, ProcessorConfig};
 use fleuve_producers::ingest::{self, IngestConfig};
 use fleuve_producers::{Publisher, PublisherConfig};
@@ -123,6 +125,11 @@ struct Common {
         default_value_t = 50_000
     )]
     query_max_lag_events: i64,
+    /// Partners file of the `exports` processor (TOML, `[[partner]] id = "…"
+    /// territories = ["FR", …]`; see docs/exports.md). Without it, `exports` keeps its state
+    /// but exports to no one.
+    #[arg(long, global = true, env = "FLEUVE_EXPORTS_PARTNERS")]
+    exports_partners: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -160,7 +167,8 @@ enum Command {
     },
     /// Run processors: one, several, or `all`, sharing one store and one ops endpoint.
     Process {
-        /// Processor names (user_progress, bookmarks, catalog, orders, inventory) or `all`.
+        /// Processor names (user_progress, bookmarks, catalog, orders, inventory, exports) or
+        /// `all`.
         #[arg(required = true)]
         names: Vec<String>,
         #[command(flatten)]
@@ -199,6 +207,50 @@ enum Command {
         #[command(subcommand)]
         action: SchemasAction,
     },
+    /// Replay a topic's events over a range, decoded through the schema registry (older
+    /// schema versions shown in the current shape), as JSON lines or CSV. `--from` is
+    /// inclusive and `--to` exclusive; the replay stops at the end of the range (default:
+    /// the end of the topic when it starts). A summary goes to stderr.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// Topic to replay (user-activity, catalog, orders, inventory…).
+    #[arg(long)]
+    topic: String,
+    /// Start, inclusive: an RFC 3339 time (2026-11-22T10:00:00Z), a date (2026-11-22,
+    /// midnight UTC), an offset in every partition (1500) or per partition (0:1500,2:80).
+    /// Default: the beginning.
+    #[arg(long)]
+    from: Option<fleuve_replay::Bound>,
+    /// End, exclusive, in the same formats as --from. Default: the end of each partition
+    /// when the replay starts.
+    #[arg(long)]
+    to: Option<fleuve_replay::Bound>,
+    /// Keep only these event types (repeat the flag or separate with commas).
+    #[arg(long = "type", value_delimiter = ',')]
+    types: Vec<String>,
+    /// Keep only records with this Kafka key (repeat the flag for several).
+    #[arg(long = "key")]
+    keys: Vec<String>,
+    /// Output format: jsonl (one JSON object per event) or csv (envelope columns and the
+    /// event as JSON).
+    #[arg(long, default_value = "jsonl")]
+    format: fleuve_replay::Format,
+    /// Write to this file instead of stdout.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Stop at the first record that cannot be decoded (otherwise counted, reported in
+    /// the summary, and skipped).
+    #[arg(long)]
+    strict: bool,
+    /// Longest wait for the broker or the registry to answer, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout_ms: u64,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,7 +288,6 @@ impl Common {
 }
 
 fn main() {
-    fleuve_service::init_tracing();
     // The configuration file is applied as environment variables before the command line is
     // parsed and before any thread starts, so that environment and flags take precedence.
     let args: Vec<String> = std::env::args().collect();
@@ -253,6 +304,11 @@ fn main() {
         }
     }
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Replay(_)) {
+        init_replay_tracing();
+    } else {
+        fleuve_service::init_tracing();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -265,9 +321,28 @@ fn main() {
     }
 }
 
+/// Whether [`fail`] also logs the error (not for `fleuve replay`, whose log goes to the same
+/// stderr as the error line).
+static LOG_FAILURE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// `fleuve replay` writes events on stdout: its logs go to stderr, warnings and errors only
+/// unless RUST_LOG says otherwise.
+fn init_replay_tracing() {
+    LOG_FAILURE.store(false, std::sync::atomic::Ordering::Relaxed);
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _already_set = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 fn fail(e: &anyhow::Error) -> ! {
     let message = report(e);
-    tracing::error!(error = %message, "fleuve stopped");
+    if LOG_FAILURE.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::error!(error = %message, "fleuve stopped");
+    }
     eprintln!("fleuve: {message}");
     std::process::exit(1);
 }
@@ -309,6 +384,7 @@ async fn run(cli: Cli) -> Result<()> {
                     level,
                 },
         } => return check_schemas(common, &dir, against, level).await,
+        Command::Replay(args) => return replay(common, args).await,
         Command::Token {
             sub,
             scopes,
@@ -432,6 +508,80 @@ async fn check_schemas(
         );
     }
     Ok(())
+}
+
+/// `fleuve replay`: the range to the output, a progress bar on a terminal, the summary on
+/// stderr.
+#[allow(clippy::print_stderr)]
+async fn replay(common: &Common, args: ReplayArgs) -> Result<()> {
+    use std::io::IsTerminal;
+
+    let mut config = fleuve_replay::ReplayConfig::new(
+        common.kafka("fleuve-replay"),
+        &common.registry_url,
+        &args.topic,
+    );
+    config.from = args.from;
+    config.to = args.to;
+    config.types = args.types;
+    config.keys = args.keys;
+    config.format = args.format;
+    config.strict = args.strict;
+    config.timeout = Duration::from_millis(args.timeout_ms);
+    // Unknown event types are reported before any connection is made.
+    fleuve_replay::check_types(&config.topic, &config.types)?;
+    let to_stdout = args.output.is_none();
+    let out: Box<dyn std::io::Write + Send> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write the output file {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout(),
+        )),
+    };
+    // A bar only where a person watches, and not over events printed to the same terminal.
+    let show_bar = !args.no_progress
+        && std::io::stderr().is_terminal()
+        && !(to_stdout && std::io::stdout().is_terminal());
+    let progress: Box<dyn fleuve_replay::Progress> = if show_bar {
+        Box::new(Bar(None))
+    } else {
+        Box::new(fleuve_replay::NoProgress)
+    };
+    let summary = fleuve_replay::replay(config, out, progress).await?;
+    eprintln!("{summary}");
+    Ok(())
+}
+
+/// The replay's progress bar (indicatif, on stderr).
+struct Bar(Option<indicatif::ProgressBar>);
+
+impl fleuve_replay::Progress for Bar {
+    fn start(&mut self, records: u64) {
+        let bar = indicatif::ProgressBar::new(records);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} records, eta {eta}, {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        self.0 = Some(bar);
+    }
+
+    fn advance(&mut self, read: u64, written: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_position(read);
+            bar.set_message(format!("{written} written"));
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 fn spawn_signal_handler(shutdown: CancellationToken) {
@@ -579,6 +729,9 @@ fn print_config(common: &Common, listen: &Listen) {
         common.query_request_timeout_ms
     );
     println!("query_max_lag_events = {}", common.query_max_lag_events);
+    if let Some(path) = &common.exports_partners {
+        println!("exports_partners = {:?}", path.display().to_string());
+    }
     println!("query_addr = \"{}\"", listen.query_addr);
     println!("registry_addr = \"{}\"", listen.registry_addr);
     println!("ingest_addr = \"{}\"", listen.ingest_addr);
@@ -663,12 +816,15 @@ fn start_processor(
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<Result<()>>,
 ) -> Result<Arc<ReadyFlag>> {
-    let Some(handler) = fleuve_processors::handlers::by_name(name) else {
+    let Some(mut handler) = fleuve_processors::handlers::by_name(name) else {
         bail!(
             "unknown processor `{name}`; known processors: {}",
             fleuve_processors::handlers::NAMES.join(", ")
         );
     };
+    if name == exports::NAME {
+        handler = start_exports_relay(common, Arc::clone(&store), shutdown, tasks)?;
+    }
     let config = ProcessorConfig::new(
         common.kafka(&format!("fleuve-{name}")),
         &common.registry_url,
@@ -678,6 +834,34 @@ fn start_processor(
     let token = shutdown.clone();
     tasks.spawn(async move { processor.run(token).await.map_err(anyhow::Error::from) });
     Ok(readiness)
+}
+
+/// The `exports` processor with the configured partners, and its outbox relay (which
+/// creates the partners' compacted topics first).
+fn start_exports_relay(
+    common: &Common,
+    store: Arc<dyn Store>,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<Result<()>>,
+) -> Result<Arc<dyn fleuve_processors::runtime::Handler>> {
+    let partners = match &common.exports_partners {
+        Some(path) => exports::Partners::load(path)?,
+        None => exports::Partners::default(),
+    };
+    if partners.is_empty() {
+        tracing::warn!("exports: no partner configured (--exports-partners): nothing is exported");
+    }
+    let partners = Arc::new(partners);
+    let mut config =
+        exports::RelayConfig::new(common.kafka("fleuve-exports-relay"), &common.registry_url);
+    config.partitions = common.partitions;
+    let relay = exports::Relay::new(config, Arc::clone(&partners), store)?;
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        relay.ensure_topics().await?;
+        relay.run(token).await.map_err(anyhow::Error::from)
+    });
+    Ok(Arc::new(exports::Exports::new(partners)))
 }
 
 async fn start_query(
@@ -795,8 +979,10 @@ mod tests {
     /// projection reads: they must be the processors' own.
     #[test]
     fn the_query_api_knows_every_processors_topics() {
+        // `exports` builds no read model the query API serves.
         let mut from_handlers: Vec<(&str, Vec<&str>)> = fleuve_processors::handlers::NAMES
             .iter()
+            .filter(|name| **name != fleuve_processors::handlers::exports::NAME)
             .map(|name| {
                 let handler = fleuve_processors::handlers::by_name(name)
                     .unwrap_or_else(|| panic!("no handler {name}"));

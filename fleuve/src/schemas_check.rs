@@ -10,8 +10,10 @@
 //!   compatibility level for it.
 //!
 //! The subject of a file is `<topic>-<record full name>` (TopicRecordNameStrategy), the
-//! topic being the file's folder. The level is `--level`, else the registry's for the
-//! subject, else BACKWARD.
+//! topic being the file's folder. The partner export records of `export/` are registered
+//! once per partner, under `export.<partner>.catalog-value` (TopicNameStrategy): against
+//! the registry they are checked with every such subject it holds. The level is `--level`,
+//! else the registry's for the subject, else BACKWARD.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -89,6 +91,9 @@ pub async fn check(
                     .collect(),
                 None,
             ),
+            Against::Registry(url) if file.subject == EXPORT_SUBJECTS => {
+                export_registry_versions(&http, url).await?
+            }
             Against::Registry(url) => registry_versions(&http, url, &file.subject).await?,
         };
         let level = level
@@ -163,8 +168,13 @@ fn schema_files(dir: &Path, root: Option<&Path>) -> Result<Vec<SchemaFile>> {
             .strip_prefix(std::fs::canonicalize(root)?)
             .unwrap_or(&canonical)
             .to_path_buf();
+        let subject = if topic == EXPORT_FOLDER {
+            EXPORT_SUBJECTS.to_owned()
+        } else {
+            format!("{topic}-{}", record.name.fullname(None))
+        };
         out.push(SchemaFile {
-            subject: format!("{topic}-{}", record.name.fullname(None)),
+            subject,
             path,
             relative,
             text,
@@ -172,6 +182,43 @@ fn schema_files(dir: &Path, root: Option<&Path>) -> Result<Vec<SchemaFile>> {
         });
     }
     Ok(out)
+}
+
+/// Folder of the partner export records (`fleuve_schemas::export::FOLDER`).
+const EXPORT_FOLDER: &str = "export";
+/// The subjects of the export records, one per partner.
+const EXPORT_SUBJECTS: &str = "export.<partner>.catalog-value";
+
+/// The versions of every `export.<partner>.catalog-value` subject in the registry (each
+/// labelled with its subject), and the level of the first.
+async fn export_registry_versions(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<(Vec<(String, String)>, Option<CompatibilityLevel>)> {
+    let base = url.trim_end_matches('/');
+    let subjects: Vec<String> = http
+        .get(format!("{base}/subjects"))
+        .send()
+        .await
+        .with_context(|| format!("schema registry at {base} unreachable"))?
+        .error_for_status()?
+        .json()
+        .await?;
+    let mut all = Vec::new();
+    let mut level = None;
+    for subject in subjects
+        .iter()
+        .filter(|s| s.starts_with("export.") && s.ends_with(".catalog-value"))
+    {
+        let (versions, l) = registry_versions(http, url, subject).await?;
+        level = level.or(l);
+        all.extend(
+            versions
+                .into_iter()
+                .map(|(label, text)| (format!("{subject} {label}"), text)),
+        );
+    }
+    Ok((all, level))
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<Option<String>> {

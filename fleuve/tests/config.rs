@@ -101,7 +101,9 @@ fn process_refuses_unknown_processor_names() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("unknown processor `nope`")
-            && stderr.contains("user_progress, bookmarks, catalog, orders, inventory, or `all`"),
+            && stderr.contains(
+                "user_progress, bookmarks, catalog, orders, inventory, exports, or `all`"
+            ),
         "{stderr}"
     );
 }

@@ -350,7 +350,12 @@ golden_tests!(user_progress, bookmarks, catalog, orders, inventory);
 
 #[test]
 fn every_processor_has_golden_cases() {
-    for name in handlers::NAMES {
+    // `exports` depends on its partner configuration, which the golden format does not
+    // carry: its fold is tested in `handlers/exports/tests.rs`.
+    for name in handlers::NAMES
+        .iter()
+        .filter(|n| **n != handlers::exports::NAME)
+    {
         assert!(!cases(name).is_empty());
     }
 }

@@ -11,6 +11,11 @@
 //! * enums accept one of their symbols.
 //!
 //! Errors carry the field path (`position_ms`, `lines[2].sku`, `tags.fr`) and the reason.
+//!
+//! The other way, [`AvroJson`] renders an Avro value as the JSON [`to_avro`] accepts back
+//! (what `fleuve replay` writes): records as objects in field order, `["null", T]` unions
+//! as `null` or the bare `T`, enums as their symbol, UUIDs as strings, `timestamp-millis`
+//! as an RFC 3339 string in UTC with millisecond precision (`2026-11-22T10:00:00.5Z`).
 
 use std::collections::HashMap;
 
@@ -277,6 +282,113 @@ fn convert(
     }
 }
 
+/// An Avro value rendered as JSON (by `serde`), in the shape [`to_avro`] accepts back.
+///
+/// ```
+/// use apache_avro::types::Value;
+/// let v = Value::Record(vec![
+///     ("at".into(), Value::TimestampMillis(1_795_341_600_500)),
+///     ("note".into(), Value::Union(1, Box::new(Value::String("hi".into())))),
+/// ]);
+/// let json = serde_json::to_string(&fleuve_schemas::json::AvroJson(&v)).unwrap();
+/// assert_eq!(json, r#"{"at":"2026-11-22T10:00:00.5Z","note":"hi"}"#);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct AvroJson<'a>(pub &'a Value);
+
+/// [`AvroJson`] as a `serde_json` value.
+pub fn to_json(value: &Value) -> Json {
+    serde_json::to_value(AvroJson(value)).unwrap_or(Json::Null)
+}
+
+/// `ms` since the Unix epoch as RFC 3339 in UTC, with the fraction of a second only when
+/// it is not zero and without trailing zeros (`2026-11-22T10:00:00.5Z`, as the `time`
+/// crate writes it); `None` outside the years 0000 to 9999.
+pub fn rfc3339_millis(ms: i64) -> Option<String> {
+    use std::fmt::Write;
+    // Days to civil date: Howard Hinnant's `civil_from_days`, in proleptic Gregorian.
+    let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days.checked_add(719_468)?;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
+    let mut out = String::with_capacity(24);
+    let _ = write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    );
+    if milli != 0 {
+        let _ = write!(out, ".{milli:03}");
+        while out.ends_with('0') {
+            out.pop();
+        }
+    }
+    out.push('Z');
+    Some(out)
+}
+
+impl serde::Serialize for AvroJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::Boolean(b) => s.serialize_bool(*b),
+            Value::Int(v) | Value::Date(v) | Value::TimeMillis(v) => s.serialize_i32(*v),
+            Value::Long(v)
+            | Value::TimeMicros(v)
+            | Value::TimestampMicros(v)
+            | Value::TimestampNanos(v)
+            | Value::LocalTimestampMillis(v)
+            | Value::LocalTimestampMicros(v)
+            | Value::LocalTimestampNanos(v) => s.serialize_i64(*v),
+            Value::TimestampMillis(ms) => match rfc3339_millis(*ms) {
+                Some(text) => s.serialize_str(&text),
+                None => s.serialize_i64(*ms),
+            },
+            Value::Float(v) => s.serialize_f32(*v),
+            Value::Double(v) => s.serialize_f64(*v),
+            Value::String(v) | Value::Enum(_, v) => s.serialize_str(v),
+            Value::Uuid(u) => s.collect_str(u),
+            Value::Bytes(b) | Value::Fixed(_, b) => s.collect_seq(b),
+            Value::Union(_, inner) => AvroJson(inner).serialize(s),
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&AvroJson(item))?;
+                }
+                seq.end()
+            }
+            Value::Map(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, &AvroJson(v))?;
+                }
+                map.end()
+            }
+            Value::Record(fields) => {
+                let mut map = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    map.serialize_entry(k, &AvroJson(v))?;
+                }
+                map.end()
+            }
+            other => s.collect_str(&format_args!("{other:?}")),
+        }
+    }
+}
+
 fn truncate(s: &str) -> String {
     const MAX: usize = 64;
     if s.len() <= MAX {
@@ -365,6 +477,30 @@ mod tests {
             ("n", "required field is missing")
         );
         assert_eq!(field_of(json!([1])), "(document)");
+    }
+
+    #[test]
+    fn avro_rendered_as_json_is_accepted_back() {
+        let v = to_avro(&schema(), &valid()).unwrap();
+        let json = to_json(&v);
+        assert_eq!(json["at"], json!("2026-11-22T10:00:00.5Z"));
+        assert_eq!(json["opt"], Json::Null);
+        assert_eq!(json["kind"], json!("a"));
+        assert_eq!(to_avro(&schema(), &json).unwrap(), v);
+    }
+
+    #[test]
+    fn timestamps_are_written_as_the_time_crate_writes_them() {
+        let rfc3339 = &time::format_description::well_known::Rfc3339;
+        let mut ms: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
+        while ms < 253_402_300_800_000 {
+            let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .unwrap();
+            assert_eq!(rfc3339_millis(ms), Some(t.format(rfc3339).unwrap()), "{ms}");
+            ms += 86_399_999_937;
+        }
+        assert_eq!(rfc3339_millis(253_402_300_800_000), None);
+        assert_eq!(rfc3339_millis(-62_167_219_200_001), None);
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //!   from Avro values; [`Event::validate`] holds each type's rules beyond the schema.
 //! * [`Envelope`]: the fields every event carries (`event_id`, `occurred_at`, `producer`,
 //!   optional `correlation_id`), first in every record.
+//! * [`export`]: the records partners read from their export topics (`avro/export/`), which
+//!   are not events.
 //! * [`check_id`], [`check_country`], [`check_currency`]: the identifier, ISO 3166-1 alpha-2
 //!   and ISO 4217 rules the events use, for anyone who needs them before building an event.
 //!
@@ -41,6 +43,7 @@
 mod catalog;
 mod codes;
 pub mod events;
+pub mod export;
 pub mod json;
 
 pub use catalog::{catalog, find, find_by_full_name, topics, EventSpec};

@@ -266,6 +266,16 @@ impl Ports {
 
 impl Platform {
     pub fn start(broker: &Broker, data_dir: &Path, ports: Ports) -> Result<Self> {
+        Self::start_with_env(broker, data_dir, ports, &[])
+    }
+
+    /// [`Platform::start`] with extra `FLEUVE_*` settings (`("FLEUVE_EXPORTS_PARTNERS", path)`).
+    pub fn start_with_env(
+        broker: &Broker,
+        data_dir: &Path,
+        ports: Ports,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let log = data_dir.join(format!("fleuve-{}.log", free_port()?));
         let addr = |p: u16| format!("127.0.0.1:{p}");
         let mut child = Command::new(fleuve_binary()?)
@@ -279,6 +289,7 @@ impl Platform {
             .env("FLEUVE_DELIVERY_TIMEOUT_MS", "5000")
             .env("FLEUVE_JWT_HS256_SECRET", JWT_SECRET)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .args(["run", "--query-addr", &addr(ports.query)])
             .args(["--registry-addr", &addr(ports.registry)])
             .args(["--ingest-addr", &addr(ports.ingest)])

@@ -8,9 +8,11 @@
 //! | `catalog` | `catalog`: every event, plus a timer | [`fleuve_projections::catalog`] |
 //! | `orders` | `orders`: every event | [`fleuve_projections::orders`] |
 //! | `inventory` | `inventory`: every event | [`fleuve_projections::inventory`] |
+//! | `exports` | `catalog`: every event, plus a timer | its own tables, and each configured partner's topic `export.<partner>.catalog` through an outbox and its [`exports::Relay`] |
 
 mod bookmarks;
 mod catalog;
+pub mod exports;
 mod inventory;
 mod orders;
 #[cfg(test)]
@@ -19,6 +21,7 @@ mod user_progress;
 
 pub use bookmarks::Bookmarks;
 pub use catalog::Catalog;
+pub use exports::Exports;
 pub use inventory::Inventory;
 pub use orders::Orders;
 pub use user_progress::UserProgress;
@@ -36,6 +39,7 @@ pub const NAMES: &[&str] = &[
     catalog::NAME,
     orders::NAME,
     inventory::NAME,
+    exports::NAME,
 ];
 
 /// The processor called `name`.
@@ -46,6 +50,8 @@ pub fn by_name(name: &str) -> Option<Arc<dyn Handler>> {
         catalog::NAME => Arc::new(Catalog::default()),
         orders::NAME => Arc::new(Orders),
         inventory::NAME => Arc::new(Inventory),
+        // No partner: `fleuve` builds it with the configured partners (and runs its relay).
+        exports::NAME => Arc::new(Exports::default()),
         _ => return None,
     })
 }

@@ -4,7 +4,7 @@
 //! | table | partition | rows (clustering order) | value |
 //! | --- | --- | --- | --- |
 //! | [`CONTENT`] | content id | one ([`ROW`]) | [`ContentState`]: every content ever upserted, publishable or not, deleted ones as tombstones |
-//! | [`LIVE`] | content id | one ([`ROW`]), only while publishable | [`PublishedContent`] |
+//! | [`LIVE`] | content id | one ([`ROW`]), only while publishable | [`LiveEntry`]: which version is live (the content itself is in [`CONTENT`]) |
 //! | [`EPISODES`] | programme id | [`episode_ck`]: by season, each season's own entry, then its episodes, then its clips; only while publishable | [`EpisodeEntry`] |
 //! | [`SCHEDULE`] | [`SCHEDULE_PARTITION`] | [`schedule_ck`]: availability window edges still to apply, earliest first | [`ScheduledEdge`] |
 //!
@@ -53,7 +53,8 @@ use crate::{Page, PageRequest, Store, StoreError};
 
 /// Table of every content's state.
 pub const CONTENT: &str = "catalog_content";
-/// Table of the contents publishable now.
+/// Table of the contents publishable now: the set, for scans (the contents are read from
+/// [`CONTENT`]).
 pub const LIVE: &str = "catalog_live";
 /// Table of the programmes' seasons, episodes and clips publishable now.
 pub const EPISODES: &str = "catalog_episodes";
@@ -241,6 +242,62 @@ impl From<&PublishedContent> for EpisodeEntry {
             description: c.description.clone(),
             duration_ms: c.duration_ms,
             available_from_ms: c.available_from_ms,
+            available_until_ms: c.available_until_ms,
+        }
+    }
+}
+
+impl PublishedContent {
+    /// The content's entry in [`EPISODES`], encoded as an [`EpisodeEntry`] without copying
+    /// its fields.
+    pub fn episode_entry(&self) -> impl Serialize + '_ {
+        EpisodeEntryRef {
+            content_id: &self.content_id,
+            kind: self.kind,
+            season_number: self.season_number,
+            episode_number: self.episode_number,
+            title: &self.title,
+            description: self.description.as_deref(),
+            duration_ms: self.duration_ms,
+            available_from_ms: self.available_from_ms,
+            available_until_ms: self.available_until_ms,
+        }
+    }
+}
+
+/// [`EpisodeEntry`] borrowed from a [`PublishedContent`]: the same fields, in the same order,
+/// so the same JSON.
+#[derive(Serialize)]
+struct EpisodeEntryRef<'a> {
+    content_id: &'a str,
+    kind: ContentKind,
+    season_number: Option<i32>,
+    episode_number: Option<i32>,
+    title: &'a str,
+    description: Option<&'a str>,
+    duration_ms: Option<i64>,
+    available_from_ms: i64,
+    available_until_ms: Option<i64>,
+}
+
+/// A content's row in [`LIVE`] while it is publishable: which version is live and until
+/// when. The content itself is read from [`CONTENT`] (with [`get_many`] for the ids a scan
+/// of [`LIVE`] returns), so it is stored once. The fields are named as in
+/// [`PublishedContent`], whose JSON therefore also reads as a `LiveEntry`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveEntry {
+    pub kind: ContentKind,
+    /// Event time of the upsert that wrote the live version, ms since the Unix epoch.
+    pub updated_at_ms: i64,
+    /// End of availability (exclusive), ms since the Unix epoch; `None` when open-ended.
+    pub available_until_ms: Option<i64>,
+}
+
+impl From<&PublishedContent> for LiveEntry {
+    fn from(c: &PublishedContent) -> Self {
+        Self {
+            kind: c.kind,
+            updated_at_ms: c.updated_at_ms,
             available_until_ms: c.available_until_ms,
         }
     }
@@ -494,6 +551,33 @@ mod tests {
         );
         c.kind = ContentKind::Programme;
         assert_eq!(c.listing_key(), None);
+    }
+
+    #[test]
+    fn borrowed_episode_entries_encode_as_episode_entries() {
+        let mut c = content("e\"1", ContentKind::Episode);
+        c.program_id = Some("p".to_owned());
+        c.season_number = Some(2);
+        c.description = Some("Ça \u{1F600}\n".to_owned());
+        c.duration_ms = Some(60_000);
+        assert_eq!(
+            serde_json::to_vec(&c.episode_entry()).unwrap(),
+            serde_json::to_vec(&EpisodeEntry::from(&c)).unwrap()
+        );
+        c.available_until_ms = None;
+        c.description = None;
+        assert_eq!(
+            serde_json::to_vec(&c.episode_entry()).unwrap(),
+            serde_json::to_vec(&EpisodeEntry::from(&c)).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_content_reads_as_its_live_entry() {
+        let c = content("c", ContentKind::Clip);
+        let from_content: LiveEntry =
+            serde_json::from_slice(&serde_json::to_vec(&c).unwrap()).unwrap();
+        assert_eq!(from_content, LiveEntry::from(&c));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! release can add fields). These helpers decode them, naming the row when one does not.
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::{paging, Page, PageRequest, Store, StoreError};
 
@@ -11,6 +12,17 @@ pub fn decode<T: DeserializeOwned>(
     pk: &str,
     ck: &str,
     bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::corrupt(table, pk, ck, format!("undecodable row: {e}")))
+}
+
+/// [`decode`] into a type that may borrow from `bytes`.
+pub fn decode_borrowed<'a, T: Deserialize<'a>>(
+    table: &str,
+    pk: &str,
+    ck: &str,
+    bytes: &'a [u8],
 ) -> Result<T, StoreError> {
     serde_json::from_slice(bytes)
         .map_err(|e| StoreError::corrupt(table, pk, ck, format!("undecodable row: {e}")))

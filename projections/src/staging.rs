@@ -15,13 +15,63 @@
 //! others *derived*, which a non-atomic backend writes first (see [`Writes`]).
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::{Store, StoreError, Write, Writes};
 
-type Key = (&'static str, String, String);
+/// A fast, non-cryptographic hasher (the multiply-rotate scheme of rustc's `FxHasher`) for
+/// maps keyed by row keys the processor itself builds: nothing here is keyed by input an
+/// attacker could choose to collide, and SipHash was a visible share of a batch's fold.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+const SEED: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// `BuildHasher` of [`FastHasher`].
+pub(crate) type FastState = BuildHasherDefault<FastHasher>;
 
 /// What the batch knows of a row.
 enum Slot {
@@ -31,13 +81,34 @@ enum Slot {
     Written(usize),
 }
 
+/// Appends the map key of a row to `out`: the table, the partition key's length, the
+/// partition key and the clustering key, so that no two rows share one (a partition key
+/// may hold any character, the length tells where it ends).
+fn row_key_into(out: &mut String, table: &str, pk: &str, ck: &str) {
+    use std::fmt::Write as _;
+    out.clear();
+    out.reserve(table.len() + pk.len() + ck.len() + 8);
+    out.push_str(table);
+    out.push('\0');
+    let _ = write!(out, "{}", pk.len());
+    out.push('\0');
+    out.push_str(pk);
+    out.push_str(ck);
+}
+
 /// The rows a batch has read and written (see the module docs).
 pub struct Staging<'s> {
     store: &'s dyn Store,
-    rows: HashMap<Key, Slot>,
+    /// Keyed by [`row_key_into`].
+    rows: HashMap<String, Slot, FastState>,
     cleared: HashSet<(&'static str, String)>,
-    read: HashSet<&'static str>,
+    /// Tables read (a handful per batch).
+    read: Vec<&'static str>,
     writes: Vec<Write>,
+    /// Reused to build map keys for look-ups.
+    key_buf: String,
+    /// Reused to encode JSON rows (the row gets an exact-size copy).
+    json_buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for Staging<'_> {
@@ -51,13 +122,54 @@ impl std::fmt::Debug for Staging<'_> {
 
 impl<'s> Staging<'s> {
     pub fn new(store: &'s dyn Store) -> Self {
+        Self::with_capacity(store, 0)
+    }
+
+    /// A staging sized for about `writes` writes (and as many rows).
+    pub fn with_capacity(store: &'s dyn Store, writes: usize) -> Self {
         Self {
             store,
-            rows: HashMap::new(),
+            rows: HashMap::with_capacity_and_hasher(writes, FastState::default()),
             cleared: HashSet::new(),
-            read: HashSet::new(),
-            writes: Vec::new(),
+            read: Vec::new(),
+            writes: Vec::with_capacity(writes),
+            key_buf: String::new(),
+            json_buf: Vec::new(),
         }
+    }
+
+    /// Records that the batch reads `table`. Writes are only indexed by row for the tables
+    /// read (the others are never looked up): the writes made to `table` before it was
+    /// first read are indexed now, in order.
+    fn note(&mut self, table: &'static str) {
+        if self.read.contains(&table) {
+            return;
+        }
+        self.read.push(table);
+        let mut key = std::mem::take(&mut self.key_buf);
+        for (i, w) in self.writes.iter().enumerate() {
+            match w {
+                Write::Put {
+                    table: t, pk, ck, ..
+                }
+                | Write::Delete {
+                    table: t, pk, ck, ..
+                } if *t == table => {
+                    row_key_into(&mut key, table, pk, ck);
+                    self.rows.insert(key.clone(), Slot::Written(i));
+                }
+                Write::DeletePartition { table: t, pk, .. } if *t == table => {
+                    row_key_into(&mut key, table, pk, "");
+                    self.rows.retain(|k, _| !k.starts_with(key.as_str()));
+                }
+                _ => {}
+            }
+        }
+        self.key_buf = key;
+    }
+
+    fn is_cleared(&self, table: &'static str, pk: &str) -> bool {
+        !self.cleared.is_empty() && self.cleared.contains(&(table, pk.to_owned()))
     }
 
     /// Reads the rows not known yet among `keys` (`(pk, ck)` pairs) in one store call.
@@ -66,23 +178,28 @@ impl<'s> Staging<'s> {
         table: &'static str,
         keys: impl IntoIterator<Item = (String, String)>,
     ) -> Result<(), StoreError> {
-        self.read.insert(table);
+        self.note(table);
+        let mut key = std::mem::take(&mut self.key_buf);
         let mut missing: Vec<(String, String)> = keys
             .into_iter()
             .filter(|(pk, ck)| {
-                !self.cleared.contains(&(table, pk.clone()))
-                    && !self.rows.contains_key(&(table, pk.clone(), ck.clone()))
+                row_key_into(&mut key, table, pk, ck);
+                !self.is_cleared(table, pk) && !self.rows.contains_key(key.as_str())
             })
             .collect();
-        missing.sort();
+        missing.sort_unstable();
         missing.dedup();
         if missing.is_empty() {
+            self.key_buf = key;
             return Ok(());
         }
         let values = self.store.get_many(table, &missing).await?;
-        for ((pk, ck), value) in missing.into_iter().zip(values) {
-            self.rows.insert((table, pk, ck), Slot::Read(value));
+        self.rows.reserve(missing.len());
+        for ((pk, ck), value) in missing.iter().zip(values) {
+            row_key_into(&mut key, table, pk, ck);
+            self.rows.insert(key.clone(), Slot::Read(value));
         }
+        self.key_buf = key;
         Ok(())
     }
 
@@ -93,17 +210,18 @@ impl<'s> Staging<'s> {
         pk: &str,
         ck: &str,
     ) -> Result<Option<&[u8]>, StoreError> {
-        self.read.insert(table);
-        let key = (table, pk.to_owned(), ck.to_owned());
-        if !self.rows.contains_key(&key) {
-            let value = if self.cleared.contains(&(table, pk.to_owned())) {
+        self.note(table);
+        row_key_into(&mut self.key_buf, table, pk, ck);
+        if !self.rows.contains_key(self.key_buf.as_str()) {
+            let value = if self.is_cleared(table, pk) {
                 None
             } else {
                 self.store.get(table, pk, ck).await?
             };
-            self.rows.insert(key.clone(), Slot::Read(value));
+            // `key_buf` is not touched across the await: it still holds this row's key.
+            self.rows.insert(self.key_buf.clone(), Slot::Read(value));
         }
-        Ok(match self.rows.get(&key) {
+        Ok(match self.rows.get(self.key_buf.as_str()) {
             Some(Slot::Read(value)) => value.as_deref(),
             Some(Slot::Written(i)) => match self.writes.get(*i) {
                 Some(Write::Put { value, .. }) => Some(value.as_slice()),
@@ -126,12 +244,25 @@ impl<'s> Staging<'s> {
         }
     }
 
+    /// Records that the write about to be pushed is the row's last (if the batch reads the
+    /// table; see [`Staging::note`]).
+    fn written(&mut self, table: &'static str, pk: &str, ck: &str) {
+        if !self.read.contains(&table) {
+            return;
+        }
+        row_key_into(&mut self.key_buf, table, pk, ck);
+        let at = self.writes.len();
+        match self.rows.get_mut(self.key_buf.as_str()) {
+            Some(slot) => *slot = Slot::Written(at),
+            None => {
+                self.rows.insert(self.key_buf.clone(), Slot::Written(at));
+            }
+        }
+    }
+
     /// Creates or replaces a row.
     pub fn put(&mut self, table: &'static str, pk: &str, ck: &str, value: Vec<u8>, ts: i64) {
-        self.rows.insert(
-            (table, pk.to_owned(), ck.to_owned()),
-            Slot::Written(self.writes.len()),
-        );
+        self.written(table, pk, ck);
         self.writes.push(Write::Put {
             table,
             pk: pk.to_owned(),
@@ -141,8 +272,22 @@ impl<'s> Staging<'s> {
         });
     }
 
+    /// A value encoded as JSON, as [`Staging::put_json`] writes it (to write the same value
+    /// to several rows with [`Staging::put`], encoding it once).
+    pub fn encode_json<T: Serialize + ?Sized>(
+        &mut self,
+        table: &'static str,
+        value: &T,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.json_buf.clear();
+        serde_json::to_writer(&mut self.json_buf, value).map_err(|e| {
+            StoreError::Backend(format!("could not encode a row of `{table}`: {e}"))
+        })?;
+        Ok(self.json_buf.as_slice().to_vec())
+    }
+
     /// [`Staging::put`] of a value encoded as JSON.
-    pub fn put_json<T: Serialize>(
+    pub fn put_json<T: Serialize + ?Sized>(
         &mut self,
         table: &'static str,
         pk: &str,
@@ -150,19 +295,14 @@ impl<'s> Staging<'s> {
         value: &T,
         ts: i64,
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value).map_err(|e| {
-            StoreError::Backend(format!("could not encode a row of `{table}`: {e}"))
-        })?;
+        let bytes = self.encode_json(table, value)?;
         self.put(table, pk, ck, bytes, ts);
         Ok(())
     }
 
     /// Removes a row.
     pub fn delete(&mut self, table: &'static str, pk: &str, ck: &str, ts: i64) {
-        self.rows.insert(
-            (table, pk.to_owned(), ck.to_owned()),
-            Slot::Written(self.writes.len()),
-        );
+        self.written(table, pk, ck);
         self.writes.push(Write::Delete {
             table,
             pk: pk.to_owned(),
@@ -173,7 +313,9 @@ impl<'s> Staging<'s> {
 
     /// Removes every row of a partition.
     pub fn delete_partition(&mut self, table: &'static str, pk: &str, ts: i64) {
-        self.rows.retain(|(t, p, _), _| !(*t == table && p == pk));
+        let mut prefix = String::new();
+        row_key_into(&mut prefix, table, pk, "");
+        self.rows.retain(|k, _| !k.starts_with(prefix.as_str()));
         self.cleared.insert((table, pk.to_owned()));
         self.writes.push(Write::DeletePartition {
             table,
@@ -195,16 +337,39 @@ impl<'s> Staging<'s> {
     /// Declares that the batch decided on rows of `table` read outside this staging (a
     /// scan): its writes are state writes.
     pub fn note_read(&mut self, table: &'static str) {
-        self.read.insert(table);
+        self.note(table);
     }
 
     /// The writes, in order within each group: to tables the batch read (state), and to the
     /// others (derived).
     pub fn into_writes(self) -> Writes {
-        let (state, derived) = self
+        let read = self.read;
+        let state_count = self
             .writes
-            .into_iter()
-            .partition(|w| self.read.contains(w.table()));
+            .iter()
+            .filter(|w| read.contains(&w.table()))
+            .count();
+        if state_count == 0 {
+            return Writes {
+                derived: self.writes,
+                state: Vec::new(),
+            };
+        }
+        if state_count == self.writes.len() {
+            return Writes {
+                derived: Vec::new(),
+                state: self.writes,
+            };
+        }
+        let mut derived = Vec::with_capacity(self.writes.len() - state_count);
+        let mut state = Vec::with_capacity(state_count);
+        for w in self.writes {
+            if read.contains(&w.table()) {
+                state.push(w);
+            } else {
+                derived.push(w);
+            }
+        }
         Writes { derived, state }
     }
 }

@@ -60,10 +60,21 @@ pub(crate) fn partition_prefix(table: &str, pk: &str) -> Vec<u8> {
 /// Key of a row.
 pub(crate) fn row_key(table: &str, pk: &str, ck: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + table.len() + pk.len() + ck.len());
-    put_str(&mut k, table);
-    put_str(&mut k, pk);
-    k.extend_from_slice(ck.as_bytes());
+    row_key_into(&mut k, table, pk, ck);
     k
+}
+
+/// [`row_key`] into a reused buffer (cleared first).
+pub(crate) fn row_key_into(k: &mut Vec<u8>, table: &str, pk: &str, ck: &str) {
+    k.clear();
+    push_row_key(k, table, pk, ck);
+}
+
+/// Appends [`row_key`] to `k`.
+pub(crate) fn push_row_key(k: &mut Vec<u8>, table: &str, pk: &str, ck: &str) {
+    put_str(k, table);
+    put_str(k, pk);
+    k.extend_from_slice(ck.as_bytes());
 }
 
 /// A decoded row key.

@@ -30,14 +30,16 @@
 mod codec;
 mod keys;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::hash::Hasher as _;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable as _};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable as _, Slice};
 
+use crate::staging::{FastHasher, FastState};
 use crate::{Checkpoint, Row, Store, StoreError, TableRow, Write, WriteBatch};
 
 const KS_ROWS: &str = "rows";
@@ -231,6 +233,44 @@ impl EmbeddedStore {
     }
 }
 
+/// A batch's net effect per row key, in order of first write: a later write to the same key
+/// replaces the earlier one in place (`None` removes the row). fjall gives every item of a
+/// batch the same sequence number, so a key must appear once.
+struct NetWrites {
+    entries: Vec<(Slice, Option<Vec<u8>>)>,
+    /// Hash of a key → index of the first entry with that hash (a collision falls back to
+    /// a scan of the entries).
+    index: HashMap<u64, usize, FastState>,
+}
+
+impl NetWrites {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            entries: Vec::with_capacity(n),
+            index: HashMap::with_capacity_and_hasher(n, FastState::default()),
+        }
+    }
+
+    fn set(&mut self, key: &[u8], value: Option<Vec<u8>>) {
+        let hash = {
+            let mut h = FastHasher::default();
+            h.write(key);
+            h.finish()
+        };
+        match self.index.get(&hash) {
+            None => {
+                self.index.insert(hash, self.entries.len());
+                self.entries.push((Slice::new(key), value));
+            }
+            Some(&i) if &*self.entries[i].0 == key => self.entries[i].1 = value,
+            Some(_) => match self.entries.iter_mut().find(|(k, _)| &**k == key) {
+                Some(entry) => entry.1 = value,
+                None => self.entries.push((Slice::new(key), value)),
+            },
+        }
+    }
+}
+
 impl Inner {
     fn apply_blocking(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut checkpoints: HashMap<(&str, i32), i64> = HashMap::new();
@@ -246,9 +286,9 @@ impl Inner {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
 
-        // The batch's net effect per key, in order: `None` removes the row.
-        let mut net: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        for write in batch.writes.into_iter_all() {
+        let mut net = NetWrites::with_capacity(batch.writes.len());
+        let mut key = Vec::with_capacity(128);
+        for write in batch.writes.derived.into_iter().chain(batch.writes.state) {
             match write {
                 Write::Put {
                     table,
@@ -257,31 +297,39 @@ impl Inner {
                     value,
                     ..
                 } => {
-                    net.insert(keys::row_key(table, &pk, &ck), Some(value));
+                    keys::row_key_into(&mut key, table, &pk, &ck);
+                    net.set(&key, Some(value));
                 }
                 Write::Delete { table, pk, ck, .. } => {
-                    net.insert(keys::row_key(table, &pk, &ck), None);
+                    keys::row_key_into(&mut key, table, &pk, &ck);
+                    net.set(&key, None);
                 }
                 Write::DeletePartition { table, pk, .. } => {
+                    // Rows written earlier in the batch, then those stored.
                     let prefix = keys::partition_prefix(table, &pk);
+                    for (k, v) in &mut net.entries {
+                        if k.starts_with(&prefix) {
+                            *v = None;
+                        }
+                    }
                     for guard in self.rows.prefix(&prefix) {
-                        let key = guard
+                        let stored = guard
                             .key()
                             .map_err(|e| map_err("scanning a partition to delete it", e))?;
-                        net.insert(key.to_vec(), None);
-                    }
-                    for (_, v) in net
-                        .range_mut(prefix.clone()..)
-                        .take_while(|(k, _)| k.starts_with(&prefix))
-                    {
-                        *v = None;
+                        net.set(&stored, None);
                     }
                 }
             }
         }
 
-        let mut wb = self.db.batch().durability(Some(self.persist_mode));
-        for (key, value) in net {
+        // In key order, as fjall's memtable (a skip list) takes them fastest.
+        net.entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut wb = fjall::OwnedWriteBatch::with_capacity(
+            self.db.clone(),
+            net.entries.len() + checkpoints.len(),
+        )
+        .durability(Some(self.persist_mode));
+        for (key, value) in net.entries {
             match value {
                 Some(v) => wb.insert(&self.rows, key, v),
                 None => wb.remove(&self.rows, key),
@@ -324,16 +372,19 @@ impl Inner {
             .map_err(|e| map_err("reading a row", e))
     }
 
+    /// Reads the rows whose keys are `keys[ends[i-1]..ends[i]]`.
     fn get_many_blocking(
         &self,
-        table: &str,
-        keys_: &[(String, String)],
+        keys_: &[u8],
+        ends: &[usize],
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let snap = self.db.snapshot();
-        keys_
-            .iter()
-            .map(|(pk, ck)| {
-                snap.get(&self.rows, keys::row_key(table, pk, ck))
+        let mut start = 0;
+        ends.iter()
+            .map(|&end| {
+                let key = &keys_[start..end];
+                start = end;
+                snap.get(&self.rows, key)
                     .map(|v| v.map(|v| v.to_vec()))
                     .map_err(|e| map_err("reading a row", e))
             })
@@ -483,9 +534,19 @@ impl Store for EmbeddedStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        // The row keys, built here in one buffer, move to the blocking task whole.
+        let mut buf = Vec::with_capacity(
+            keys.iter()
+                .map(|(pk, ck)| 8 + table.len() + pk.len() + ck.len())
+                .sum(),
+        );
+        let mut ends = Vec::with_capacity(keys.len());
+        for (pk, ck) in keys {
+            keys::push_row_key(&mut buf, table, pk, ck);
+            ends.push(buf.len());
+        }
         let inner = self.inner.clone();
-        let (table, keys) = (table.to_owned(), keys.to_vec());
-        blocking(move || inner.get_many_blocking(&table, &keys)).await
+        blocking(move || inner.get_many_blocking(&buf, &ends)).await
     }
 
     async fn scan(

@@ -10,6 +10,7 @@
 //! applied last) change nothing and are not dead-lettered. The semantics are described in
 //! [`fleuve_projections::catalog`].
 
+pub(super) mod avro;
 #[cfg(test)]
 mod tests;
 
@@ -18,9 +19,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fleuve_projections::catalog::{
-    due_edges, schedule_ck, ContentKind, ContentState, ContentStatus, DistributionRight,
-    EpisodeEntry, PublishedContent, ScheduledEdge, CONTENT, EPISODES, LIVE, ROW, SCHEDULE,
-    SCHEDULE_PARTITION,
+    due_edges, schedule_ck, ContentKind, ContentState, ContentStatus, DistributionRight, LiveEntry,
+    PublishedContent, ScheduledEdge, CONTENT, EPISODES, LIVE, ROW, SCHEDULE, SCHEDULE_PARTITION,
 };
 use fleuve_projections::{stamp, Staging, Store, StoreError, Writes};
 use fleuve_schemas::{ContentDeleted, ContentUnpublished, ContentUpserted, Event};
@@ -111,12 +111,12 @@ impl Handler for Catalog {
     async fn fold(&self, store: &dyn Store, events: &[Incoming]) -> Result<Fold, StoreError> {
         let mut fold = Fold::default();
         let items = decode_each(events, &mut fold.rejected, |event| match event.event_type {
-            ContentUpserted::TYPE => decode(event).map(Item::Upserted),
+            ContentUpserted::TYPE => decode_upserted(event).map(Item::Upserted),
             ContentUnpublished::TYPE => decode(event).map(Item::Unpublished),
             ContentDeleted::TYPE => decode(event).map(Item::Deleted),
             other => Err(format!("`{other}` is not consumed by {NAME}")),
         });
-        let mut st = Staging::new(store);
+        let mut st = Staging::with_capacity(store, 3 * items.len());
         st.prefetch(
             CONTENT,
             items
@@ -196,6 +196,19 @@ impl Handler for Catalog {
             "window edges applied"
         );
         Ok(st.into_writes())
+    }
+}
+
+/// [`decode`] of a `ContentUpserted`, read directly from its Avro value when it has the
+/// schema's shape (see `avro.rs`).
+fn decode_upserted(event: &Incoming) -> Result<ContentUpserted, String> {
+    match avro::content_upserted(&event.value) {
+        Some(e) => {
+            e.validate()
+                .map_err(|e| format!("invalid {}: {e}", ContentUpserted::TYPE))?;
+            Ok(e)
+        }
+        None => decode(event),
     }
 }
 
@@ -315,9 +328,9 @@ fn write_state(
     }
     match after {
         Some(content) => {
-            st.put_json(LIVE, id, ROW, content, ts)?;
+            st.put_json(LIVE, id, ROW, &LiveEntry::from(content), ts)?;
             if let Some((pk, ck)) = &new_key {
-                st.put_json(EPISODES, pk, ck, &EpisodeEntry::from(content), ts)?;
+                st.put_json(EPISODES, pk, ck, &content.episode_entry(), ts)?;
             }
         }
         None if before.is_some() => st.delete(LIVE, id, ROW, ts),
@@ -362,9 +375,9 @@ fn apply_window(st: &mut Staging<'_>, state: &ContentState, now_ms: i64) -> Resu
     let key = content.listing_key();
     if content.available_at(now_ms) {
         let ts = stamp(state.last_offset, PHASE_OPENED);
-        st.put_json(LIVE, id, ROW, content, ts)?;
+        st.put_json(LIVE, id, ROW, &LiveEntry::from(content), ts)?;
         if let Some((pk, ck)) = &key {
-            st.put_json(EPISODES, pk, ck, &EpisodeEntry::from(content), ts)?;
+            st.put_json(EPISODES, pk, ck, &content.episode_entry(), ts)?;
         }
     } else {
         let ts = stamp(state.last_offset, PHASE_CLOSED);

@@ -45,18 +45,20 @@
 //! through (ScyllaDB applies each row on its own, then the checkpoint), replaying the batch
 //! from the checkpoint ends with the rows of a clean run.
 
+mod avro;
 mod status;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
+use apache_avro::types::Value;
 use async_trait::async_trait;
 use fleuve_projections::orders::{
-    list_ck, Order, OrderLine, OrderStatus, Shipment, ShippingAddress, TimelineEntry, ORDERS,
-    ORDERS_BY_BUYER, ORDERS_BY_SELLER, ORDER_CK,
+    list_ck, OrderLineRow, OrderRow, OrderStatus, ShipmentRow, ShippingAddressRow,
+    TimelineEntryRow, ORDERS, ORDERS_BY_BUYER, ORDERS_BY_SELLER, ORDER_CK,
 };
-use fleuve_projections::{stamp, Staging, Store, StoreError};
+use fleuve_projections::{json, stamp, Staging, Store, StoreError};
 use fleuve_schemas::{
     Event, OrderCancelled, OrderDelivered, OrderPlaced, OrderShipped, PaymentAuthorized,
     PaymentFailed,
@@ -83,12 +85,12 @@ enum Item {
 impl Item {
     fn decode(event: &Incoming) -> Result<Self, String> {
         match event.event_type {
-            OrderPlaced::TYPE => decode(event).map(Item::Placed),
-            PaymentAuthorized::TYPE => decode(event).map(Item::Authorized),
-            PaymentFailed::TYPE => decode(event).map(Item::Failed),
-            OrderShipped::TYPE => decode(event).map(Item::Shipped),
-            OrderDelivered::TYPE => decode(event).map(Item::Delivered),
-            OrderCancelled::TYPE => decode(event).map(Item::Cancelled),
+            OrderPlaced::TYPE => fast(event, avro::order_placed).map(Item::Placed),
+            PaymentAuthorized::TYPE => fast(event, avro::payment_authorized).map(Item::Authorized),
+            PaymentFailed::TYPE => fast(event, avro::payment_failed).map(Item::Failed),
+            OrderShipped::TYPE => fast(event, avro::order_shipped).map(Item::Shipped),
+            OrderDelivered::TYPE => fast(event, avro::order_delivered).map(Item::Delivered),
+            OrderCancelled::TYPE => fast(event, avro::order_cancelled).map(Item::Cancelled),
             other => Err(format!("`{other}` is not consumed by {NAME}")),
         }
     }
@@ -150,6 +152,19 @@ impl Item {
     }
 }
 
+/// [`decode`], read directly from the Avro value when it has the schema's shape (see
+/// `avro.rs`), then checked by the event's rules as `decode` does.
+fn fast<E: Event>(event: &Incoming, read: fn(&Value) -> Option<E>) -> Result<E, String> {
+    match read(&event.value) {
+        Some(e) => {
+            e.validate()
+                .map_err(|e| format!("invalid {}: {e}", E::TYPE))?;
+            Ok(e)
+        }
+        None => decode(event),
+    }
+}
+
 #[async_trait]
 impl Handler for Orders {
     fn name(&self) -> &'static str {
@@ -175,7 +190,7 @@ impl Handler for Orders {
     async fn fold(&self, store: &dyn Store, events: &[Incoming]) -> Result<Fold, StoreError> {
         let mut fold = Fold::default();
         let items = decode_each(events, &mut fold.rejected, Item::decode);
-        let mut st = Staging::new(store);
+        let mut st = Staging::with_capacity(store, 3 * items.len());
         st.prefetch(
             ORDERS,
             items
@@ -183,31 +198,61 @@ impl Handler for Orders {
                 .map(|(_, _, item)| (item.order_id().to_owned(), ORDER_CK.to_owned())),
         )
         .await?;
-        // Each order is decoded once per batch, folded in memory and encoded once at the end.
-        let mut orders: HashMap<String, Option<Order>> = HashMap::new();
-        // Orders whose list entries are rewritten, in first-seen order, and those changed.
-        let mut touched: Vec<String> = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut changed: HashSet<String> = HashSet::new();
-        for (i, event, item) in items {
+        // The batch's orders, in first-seen order: their stored bytes, then each decoded
+        // once (borrowing from those bytes), folded in memory and encoded once at the end.
+        let mut index: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+        let mut stored: Vec<Option<Vec<u8>>> = Vec::with_capacity(items.len());
+        // The first item of each order, and the order of each item.
+        let mut first: Vec<usize> = Vec::with_capacity(items.len());
+        let mut at: Vec<usize> = Vec::with_capacity(items.len());
+        for (k, (_, _, item)) in items.iter().enumerate() {
+            let order_id = item.order_id();
+            let i = match index.get(order_id) {
+                Some(i) => *i,
+                None => {
+                    let bytes = st.get(ORDERS, order_id, ORDER_CK).await?;
+                    stored.push(bytes.map(<[u8]>::to_vec));
+                    first.push(k);
+                    index.insert(order_id, stored.len() - 1);
+                    stored.len() - 1
+                }
+            };
+            at.push(i);
+        }
+        let mut slots: Vec<Slot<'_>> = Vec::with_capacity(stored.len());
+        for (bytes, &k) in stored.iter().zip(&first) {
+            let order = match bytes {
+                Some(b) => Some(json::decode_borrowed::<OrderRow<'_>>(
+                    ORDERS,
+                    items[k].2.order_id(),
+                    ORDER_CK,
+                    b,
+                )?),
+                None => None,
+            };
+            slots.push(Slot {
+                order,
+                touched: false,
+                changed: false,
+            });
+        }
+        // Orders whose list entries are rewritten, in first-seen order.
+        let mut touched: Vec<usize> = Vec::with_capacity(slots.len());
+        for ((i, event, item), &at) in items.into_iter().zip(&at) {
             let offset = event.offset;
-            let order_id = item.order_id().to_owned();
-            if !orders.contains_key(&order_id) {
-                let stored: Option<Order> = st.get_json(ORDERS, &order_id, ORDER_CK).await?;
-                orders.insert(order_id.clone(), stored);
-            }
-            let current = orders.get(&order_id).cloned().flatten();
-            if let Some(order) = &current {
+            let slot = &mut slots[at];
+            if let Some(order) = &slot.order {
                 if offset <= order.applied_offset {
-                    tracing::debug!(order_id = %order_id, offset, "redelivered event skipped");
-                    if seen.insert(order_id.clone()) {
-                        touched.push(order_id);
+                    tracing::debug!(order_id = %order.order_id, offset, "redelivered event skipped");
+                    if !slot.touched {
+                        slot.touched = true;
+                        touched.push(at);
                     }
                     continue;
                 }
                 if order.has_event(item.event_id()) {
                     tracing::debug!(
-                        order_id = %order_id,
+                        order_id = %order.order_id,
                         offset,
                         event_id = %item.event_id(),
                         "retried event skipped: applied already"
@@ -215,29 +260,31 @@ impl Handler for Orders {
                     continue;
                 }
             }
-            match apply(current, item, offset) {
-                Ok(order) => {
-                    orders.insert(order_id.clone(), Some(order));
-                    if seen.insert(order_id.clone()) {
-                        touched.push(order_id.clone());
+            match apply(&mut slot.order, item, offset) {
+                Ok(()) => {
+                    if !slot.touched {
+                        slot.touched = true;
+                        touched.push(at);
                     }
-                    changed.insert(order_id);
+                    slot.changed = true;
                 }
                 Err(reason) => fold.rejected.push((i, reason)),
             }
         }
-        for order_id in touched {
-            let Some(Some(order)) = orders.get(&order_id) else {
+        for at in touched {
+            let slot = &slots[at];
+            let Some(order) = &slot.order else {
                 continue;
             };
             let ts = stamp(order.applied_offset, 0);
-            if changed.contains(&order_id) {
-                st.put_json(ORDERS, &order_id, ORDER_CK, order, ts)?;
+            if slot.changed {
+                st.put_json(ORDERS, &order.order_id, ORDER_CK, order, ts)?;
             }
             let ck = list_ck(order.placed_at_ms, &order.order_id);
-            let summary = order.summary();
-            st.put_json(ORDERS_BY_BUYER, &order.buyer_id, &ck, &summary, ts)?;
-            st.put_json(ORDERS_BY_SELLER, &order.seller_id, &ck, &summary, ts)?;
+            // One summary, encoded once, in both lists.
+            let summary = st.encode_json(ORDERS_BY_BUYER, &order.summary())?;
+            st.put(ORDERS_BY_BUYER, &order.buyer_id, &ck, summary.clone(), ts);
+            st.put(ORDERS_BY_SELLER, &order.seller_id, &ck, summary, ts);
         }
         fold.rejected.sort_by_key(|(i, _)| *i);
         fold.writes = st.into_writes();
@@ -245,29 +292,46 @@ impl Handler for Orders {
     }
 }
 
-/// The order after a new event (neither a redelivery nor a retry), or why the event is
-/// dead-lettered.
-fn apply(current: Option<Order>, item: Item, offset: i64) -> Result<Order, String> {
-    match (current, item) {
-        (None, Item::Placed(e)) => placed(e, offset),
-        (Some(order), Item::Placed(_)) => Err(format!(
-            "order {} was already placed (event {}) and is {}; a second OrderPlaced is not \
-             applied",
-            order.order_id,
-            order.timeline.first().map_or("?", |t| t.event_id.as_str()),
-            order.status
-        )),
-        (None, item) => Err(format!(
-            "order {} was never placed; {} needs its OrderPlaced first",
-            item.order_id(),
-            item.type_name()
-        )),
-        (Some(order), item) => advance(order, &item, offset),
+/// An order as the batch folds it.
+struct Slot<'a> {
+    /// `None`: never placed.
+    order: Option<OrderRow<'a>>,
+    /// Its list entries are rewritten (an event of the batch was applied or redelivered).
+    touched: bool,
+    /// The order row is rewritten (an event of the batch was applied).
+    changed: bool,
+}
+
+/// Moves the order by a new event (neither a redelivery nor a retry), or says why the event
+/// is dead-lettered, leaving the order as it was.
+fn apply(current: &mut Option<OrderRow<'_>>, item: Item, offset: i64) -> Result<(), String> {
+    match current {
+        None => match item {
+            Item::Placed(e) => {
+                *current = Some(placed(e, offset)?);
+                Ok(())
+            }
+            item => Err(format!(
+                "order {} was never placed; {} needs its OrderPlaced first",
+                item.order_id(),
+                item.type_name()
+            )),
+        },
+        Some(order) => match item {
+            Item::Placed(_) => Err(format!(
+                "order {} was already placed (event {}) and is {}; a second OrderPlaced is not \
+                 applied",
+                order.order_id,
+                order.timeline.first().map_or("?", |t| &*t.event_id),
+                order.status
+            )),
+            item => advance(order, item, offset),
+        },
     }
 }
 
 /// A new order, in `PLACED`.
-fn placed(e: OrderPlaced, offset: i64) -> Result<Order, String> {
+fn placed(e: OrderPlaced, offset: i64) -> Result<OrderRow<'static>, String> {
     let total_minor = e.total_minor().ok_or_else(|| {
         format!(
             "order {}: the total of its lines overflows a 64-bit amount",
@@ -275,52 +339,55 @@ fn placed(e: OrderPlaced, offset: i64) -> Result<Order, String> {
         )
     })?;
     let a = e.shipping_address;
-    Ok(Order {
-        order_id: e.order_id,
-        buyer_id: e.buyer_id,
-        seller_id: e.seller_id,
+    Ok(OrderRow {
+        order_id: e.order_id.into(),
+        buyer_id: e.buyer_id.into(),
+        seller_id: e.seller_id.into(),
         lines: e
             .lines
             .into_iter()
-            .map(|l| OrderLine {
-                sku: l.sku,
+            .map(|l| OrderLineRow {
+                sku: l.sku.into(),
                 quantity: l.quantity,
                 unit_price_minor: l.unit_price_minor,
             })
             .collect(),
-        currency: e.currency,
+        currency: e.currency.into(),
         total_minor,
-        shipping_address: ShippingAddress {
-            name: a.name,
-            line1: a.line1,
-            line2: a.line2,
-            postal_code: a.postal_code,
-            city: a.city,
-            country: a.country,
+        shipping_address: ShippingAddressRow {
+            name: a.name.into(),
+            line1: a.line1.into(),
+            line2: a.line2.map(Into::into),
+            postal_code: a.postal_code.into(),
+            city: a.city.into(),
+            country: a.country.into(),
         },
         status: OrderStatus::Placed,
         placed_at_ms: e.occurred_at,
         updated_at_ms: e.occurred_at,
         payment_ref: None,
         shipment: None,
-        timeline: vec![TimelineEntry {
+        timeline: vec![TimelineEntryRow {
             status: OrderStatus::Placed,
             at_ms: e.occurred_at,
-            event_id: e.event_id,
+            event_id: e.event_id.into(),
             detail: None,
         }],
         applied_offset: offset,
     })
 }
 
-/// The order moved by a status event, if the status machine and the payment rule allow it.
-fn advance(mut order: Order, item: &Item, offset: i64) -> Result<Order, String> {
+/// Moves the order by a status event, if the status machine and the payment rule allow it;
+/// every check comes before the first change, so a rejected event leaves the order as it was.
+fn advance(order: &mut OrderRow<'_>, item: Item, offset: i64) -> Result<(), String> {
     let from = order.status;
     let to = item.status();
     status::check(from, to, order.total_minor == 0)
         .map_err(|r| status::reason(r, &order.order_id, item.type_name(), from, to))?;
-    let detail = match item {
-        Item::Placed(_) | Item::Delivered(_) => None,
+    let at_ms = item.occurred_at();
+    let (event_id, detail) = match item {
+        Item::Placed(e) => (e.event_id, None),
+        Item::Delivered(e) => (e.event_id, None),
         Item::Authorized(e) => {
             if e.currency != order.currency || e.amount_minor != order.total_minor {
                 return Err(format!(
@@ -328,31 +395,31 @@ fn advance(mut order: Order, item: &Item, offset: i64) -> Result<Order, String> 
                     order.order_id, order.total_minor, order.currency, e.amount_minor, e.currency
                 ));
             }
-            order.payment_ref = Some(e.payment_ref.clone());
-            Some(e.payment_ref.clone())
+            order.payment_ref = Some(e.payment_ref.clone().into());
+            (e.event_id, Some(e.payment_ref))
         }
-        Item::Failed(e) => Some(e.reason.clone()),
+        Item::Failed(e) => (e.event_id, Some(e.reason)),
         Item::Shipped(e) => {
-            order.shipment = Some(Shipment {
-                carrier: e.carrier.clone(),
-                tracking_number: e.tracking_number.clone(),
-            });
-            Some(match &e.tracking_number {
+            let detail = match &e.tracking_number {
                 Some(t) => format!("{} {t}", e.carrier),
                 None => e.carrier.clone(),
-            })
+            };
+            order.shipment = Some(ShipmentRow {
+                carrier: e.carrier.into(),
+                tracking_number: e.tracking_number.map(Into::into),
+            });
+            (e.event_id, Some(detail))
         }
-        Item::Cancelled(e) => Some(e.reason.clone()),
+        Item::Cancelled(e) => (e.event_id, Some(e.reason)),
     };
-    let at_ms = item.occurred_at();
     order.status = to;
     order.updated_at_ms = at_ms;
     order.applied_offset = offset;
-    order.timeline.push(TimelineEntry {
+    order.timeline.push(TimelineEntryRow {
         status: to,
         at_ms,
-        event_id: item.event_id().to_owned(),
-        detail,
+        event_id: event_id.into(),
+        detail: detail.map(Into::into),
     });
-    Ok(order)
+    Ok(())
 }

@@ -20,6 +20,11 @@
 mod config_file;
 mod schemas_check;
 
+/// jemalloc rather than glibc's malloc: the processors allocate many small rows per event,
+/// and glibc's heap fragments under that load (docs/benchmarks.md §4).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -78,12 +78,12 @@
 //! The layer puts the verified [`Claims`] in the request extensions
 //! (`Extension<Claims>` in a handler). [`mint_hs256`] makes tokens for development and tests.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -279,7 +279,13 @@ struct Inner {
     issuer: Option<String>,
     audience: Option<String>,
     leeway_secs: u64,
+    /// Tokens already verified, until their `exp`: a front sends the same token with every
+    /// request, and verifying it (decode, signature, claims) costs more than the read.
+    verified: Mutex<HashMap<String, Claims>>,
 }
+
+/// Most verified tokens remembered; past it the memory is emptied and refills.
+const MAX_VERIFIED: usize = 10_000;
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -335,6 +341,7 @@ impl Authenticator {
                 issuer: config.issuer,
                 audience: config.audience,
                 leeway_secs: config.leeway_secs,
+                verified: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -342,7 +349,42 @@ impl Authenticator {
     /// Verifies a token (without the `Bearer ` prefix): algorithm allow-list, signature,
     /// `exp` (required), `nbf`, `iss`/`aud` when configured, `sub` (required).
     /// Every failure is a 401 `invalid_token` whose message gives the reason.
+    ///
+    /// A token that verified once is remembered until its `exp` (at most
+    /// [`MAX_VERIFIED`] tokens): the same token is not decoded and checked again on every
+    /// request. A remembered token is still refused once expired.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let mut verified = self
+            .inner
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(claims) = verified.get(token) {
+            if claims.expires_at > now {
+                return Ok(claims.clone());
+            }
+            verified.remove(token);
+        }
+        drop(verified);
+        let claims = self.verify_uncached(token)?;
+        if claims.expires_at > now {
+            let mut verified = self
+                .inner
+                .verified
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if verified.len() >= MAX_VERIFIED {
+                verified.clear();
+            }
+            verified.insert(token.to_owned(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    fn verify_uncached(&self, token: &str) -> Result<Claims, ApiError> {
         let inner = &self.inner;
         let token = token.trim();
         if token.is_empty() {
@@ -958,6 +1000,28 @@ mod tests {
             "`{}` does not say `{needle}`",
             e.message
         );
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_refused_once_expired() {
+        let auth = Authenticator::new(AuthConfig {
+            leeway_secs: 0,
+            ..AuthConfig::hs256(SECRET)
+        })
+        .unwrap();
+        let token = hs(json!({"sub": "u-1", "exp": now() + 1, "scope": "user"}));
+        let first = auth.verify(&token).unwrap();
+        assert_eq!(
+            auth.verify(&token).unwrap(),
+            first,
+            "remembered as verified"
+        );
+        // A token that differs by one character is checked, not taken from memory.
+        let mut forged = token.clone();
+        forged.pop();
+        assert_invalid(auth.verify(&forged), "malformed");
+        std::thread::sleep(Duration::from_millis(2_100));
+        assert_invalid(auth.verify(&token), "expired");
     }
 
     #[test]

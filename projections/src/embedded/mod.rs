@@ -25,7 +25,12 @@
 //! store's checkpoints replays what was lost from Kafka. [`Durability::PowerLoss`] adds an
 //! `fdatasync` per batch. See `docs/storage-engine.md`.
 //!
-//! All fjall calls block, so they run on Tokio's blocking pool.
+//! fjall calls block. Point reads ([`Store::get`], [`Store::checkpoint`], and
+//! [`Store::get_many`] of at most [`INLINE_KEYS`] keys) run inline on the calling task: a
+//! lookup is about a microsecond from fjall's block cache or the OS page cache, while a hop
+//! through Tokio's blocking pool costs ten times that (half of a query API read's CPU,
+//! `make bench` §5). Everything else (applies, scans, large `get_many`s) runs on the
+//! blocking pool.
 
 mod codec;
 mod keys;
@@ -137,6 +142,9 @@ fn map_err(context: &str, e: fjall::Error) -> StoreError {
 }
 
 /// Runs blocking fjall work on the blocking pool.
+/// Most keys a [`Store::get_many`] reads inline rather than on the blocking pool.
+pub const INLINE_KEYS: usize = 8;
+
 async fn blocking<T, F>(f: F) -> Result<T, StoreError>
 where
     T: Send + 'static,
@@ -521,9 +529,8 @@ impl Store for EmbeddedStore {
     }
 
     async fn get(&self, table: &str, pk: &str, ck: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let inner = self.inner.clone();
-        let (table, pk, ck) = (table.to_owned(), pk.to_owned(), ck.to_owned());
-        blocking(move || inner.get_blocking(&table, &pk, &ck)).await
+        // A point lookup: inline (see the module docs).
+        self.inner.get_blocking(table, pk, ck)
     }
 
     async fn get_many(
@@ -544,6 +551,9 @@ impl Store for EmbeddedStore {
         for (pk, ck) in keys {
             keys::push_row_key(&mut buf, table, pk, ck);
             ends.push(buf.len());
+        }
+        if keys.len() <= INLINE_KEYS {
+            return self.inner.get_many_blocking(&buf, &ends);
         }
         let inner = self.inner.clone();
         blocking(move || inner.get_many_blocking(&buf, &ends)).await
@@ -586,9 +596,8 @@ impl Store for EmbeddedStore {
         topic: &str,
         partition: i32,
     ) -> Result<Option<i64>, StoreError> {
-        let inner = self.inner.clone();
-        let (projection, topic) = (projection.to_owned(), topic.to_owned());
-        blocking(move || inner.checkpoint_blocking(&projection, &topic, partition)).await
+        // A point lookup: inline (see the module docs).
+        self.inner.checkpoint_blocking(projection, topic, partition)
     }
 
     async fn checkpoints(&self, projection: &str) -> Result<Vec<Checkpoint>, StoreError> {

@@ -56,14 +56,25 @@ impl Default for Catalog {
     }
 }
 
-enum Item {
+/// A decoded event of the `catalog` topic (the `exports` processor reads them too).
+pub(crate) enum Item {
     Upserted(ContentUpserted),
     Unpublished(ContentUnpublished),
     Deleted(ContentDeleted),
 }
 
 impl Item {
-    fn content_id(&self) -> &str {
+    /// Decodes an event of the `catalog` topic; `Err` for another type or bad values.
+    pub(crate) fn decode(event: &Incoming) -> Result<Item, String> {
+        match event.event_type {
+            ContentUpserted::TYPE => decode_upserted(event).map(Item::Upserted),
+            ContentUnpublished::TYPE => decode(event).map(Item::Unpublished),
+            ContentDeleted::TYPE => decode(event).map(Item::Deleted),
+            other => Err(format!("`{other}` is not an event of the catalog topic")),
+        }
+    }
+
+    pub(crate) fn content_id(&self) -> &str {
         match self {
             Item::Upserted(e) => &e.content_id,
             Item::Unpublished(e) => &e.content_id,
@@ -71,7 +82,7 @@ impl Item {
         }
     }
 
-    fn event_id(&self) -> &str {
+    pub(crate) fn event_id(&self) -> &str {
         match self {
             Item::Upserted(e) => &e.event_id,
             Item::Unpublished(e) => &e.event_id,
@@ -82,7 +93,7 @@ impl Item {
 
 /// What an event does to its content.
 #[derive(Debug, PartialEq)]
-enum Step {
+pub(crate) enum Step {
     /// Nothing: the event was applied already (the reason says how it was recognized).
     Skip(&'static str),
     /// The event goes to the dead-letter topic with this reason.
@@ -110,12 +121,7 @@ impl Handler for Catalog {
 
     async fn fold(&self, store: &dyn Store, events: &[Incoming]) -> Result<Fold, StoreError> {
         let mut fold = Fold::default();
-        let items = decode_each(events, &mut fold.rejected, |event| match event.event_type {
-            ContentUpserted::TYPE => decode_upserted(event).map(Item::Upserted),
-            ContentUnpublished::TYPE => decode(event).map(Item::Unpublished),
-            ContentDeleted::TYPE => decode(event).map(Item::Deleted),
-            other => Err(format!("`{other}` is not consumed by {NAME}")),
-        });
+        let items = decode_each(events, &mut fold.rejected, Item::decode);
         let mut st = Staging::with_capacity(store, 3 * items.len());
         st.prefetch(
             CONTENT,
@@ -213,7 +219,7 @@ fn decode_upserted(event: &Incoming) -> Result<ContentUpserted, String> {
 }
 
 /// The state `item`, at `offset`, gives a content whose state was `old`.
-fn step(old: Option<&ContentState>, offset: i64, item: Item) -> Step {
+pub(crate) fn step(old: Option<&ContentState>, offset: i64, item: Item) -> Step {
     if let Some(old) = old {
         if offset <= old.last_offset {
             return Step::Skip("replay: offset at or below the content's last applied offset");

@@ -48,18 +48,19 @@ use std::time::Duration;
 use apache_avro::types::Value;
 use async_trait::async_trait;
 use fleuve_projections::catalog::{
-    schedule_ck, ContentKind, ContentState, ContentStatus, DistributionRight, PublishedContent,
-    ScheduledEdge,
+    schedule_ck, ContentKind, ContentState, PublishedContent, ScheduledEdge,
 };
 use fleuve_projections::paging::asc_i64;
 use fleuve_projections::{Staging, Store, StoreError, Writes};
 use fleuve_schemas::{ContentDeleted, ContentUnpublished, ContentUpserted, Event};
+
+use super::catalog::{step, Item, Step};
 use serde::{Deserialize, Serialize};
 
 pub use config::{Partner, Partners, PartnersError};
 pub use relay::{Relay, RelayConfig, RelayError};
 
-use super::{decode, decode_each};
+use super::decode_each;
 use crate::runtime::{Fold, Handler, Incoming};
 
 /// Name of the processor (consumer group `fleuve-exports`, checkpoints, `dlq.exports`).
@@ -266,30 +267,6 @@ impl Default for Exports {
     }
 }
 
-enum Item {
-    Upserted(ContentUpserted),
-    Unpublished(ContentUnpublished),
-    Deleted(ContentDeleted),
-}
-
-impl Item {
-    fn content_id(&self) -> &str {
-        match self {
-            Item::Upserted(e) => &e.content_id,
-            Item::Unpublished(e) => &e.content_id,
-            Item::Deleted(e) => &e.content_id,
-        }
-    }
-
-    fn event_id(&self) -> &str {
-        match self {
-            Item::Upserted(e) => &e.event_id,
-            Item::Unpublished(e) => &e.event_id,
-            Item::Deleted(e) => &e.event_id,
-        }
-    }
-}
-
 /// A batch's or a timer run's writes, with the outbox sequence.
 struct Out<'s> {
     st: Staging<'s>,
@@ -364,93 +341,6 @@ impl<'s> Out<'s> {
     }
 }
 
-/// What an event does to its content.
-enum Step {
-    Skip(&'static str),
-    Apply(Box<ContentState>),
-}
-
-/// The state `item`, at `offset`, gives a content whose state was `old` (the catalog
-/// read model's semantics; events the catalog processor dead-letters are skipped here).
-fn step(old: Option<&ContentState>, offset: i64, item: Item) -> Step {
-    if let Some(old) = old {
-        if offset <= old.last_offset {
-            return Step::Skip("replay: offset at or below the content's last applied offset");
-        }
-        if old.last_event_id == item.event_id() {
-            return Step::Skip("retry: same event id as the content's last applied event");
-        }
-    }
-    let live = old.filter(|o| o.status != ContentStatus::Deleted);
-    match item {
-        Item::Upserted(e) => Step::Apply(Box::new(ContentState {
-            content_id: e.content_id.clone(),
-            status: ContentStatus::Published,
-            last_offset: offset,
-            last_event_id: e.event_id.clone(),
-            changed_at_ms: e.occurred_at,
-            unpublished_reason: None,
-            content: Some(content_of(e)),
-        })),
-        Item::Unpublished(e) => match live {
-            None => {
-                Step::Skip("unpublishing an unknown or deleted content (dead-lettered by catalog)")
-            }
-            Some(old) => Step::Apply(Box::new(ContentState {
-                content_id: e.content_id,
-                status: ContentStatus::Unpublished,
-                content: old.content.clone(),
-                unpublished_reason: e.reason,
-                last_offset: offset,
-                last_event_id: e.event_id,
-                changed_at_ms: e.occurred_at,
-            })),
-        },
-        Item::Deleted(e) => match live {
-            None => Step::Skip("deleting an unknown or deleted content (dead-lettered by catalog)"),
-            Some(_) => Step::Apply(Box::new(ContentState {
-                content_id: e.content_id,
-                status: ContentStatus::Deleted,
-                content: None,
-                unpublished_reason: None,
-                last_offset: offset,
-                last_event_id: e.event_id,
-                changed_at_ms: e.occurred_at,
-            })),
-        },
-    }
-}
-
-fn content_of(e: ContentUpserted) -> PublishedContent {
-    PublishedContent {
-        content_id: e.content_id,
-        kind: match e.kind {
-            fleuve_schemas::ContentKind::Programme => ContentKind::Programme,
-            fleuve_schemas::ContentKind::Season => ContentKind::Season,
-            fleuve_schemas::ContentKind::Episode => ContentKind::Episode,
-            fleuve_schemas::ContentKind::Clip => ContentKind::Clip,
-        },
-        program_id: e.program_id,
-        season_number: e.season_number,
-        episode_number: e.episode_number,
-        title: e.title,
-        description: e.description,
-        tags: e.tags,
-        duration_ms: e.duration_ms,
-        available_from_ms: e.available_from,
-        available_until_ms: e.available_until,
-        rights: e
-            .rights
-            .into_iter()
-            .map(|r| DistributionRight {
-                partner: r.partner,
-                territories: r.territories,
-            })
-            .collect(),
-        updated_at_ms: e.occurred_at,
-    }
-}
-
 #[async_trait]
 impl Handler for Exports {
     fn name(&self) -> &'static str {
@@ -470,12 +360,7 @@ impl Handler for Exports {
 
     async fn fold(&self, store: &dyn Store, events: &[Incoming]) -> Result<Fold, StoreError> {
         let mut fold = Fold::default();
-        let items = decode_each(events, &mut fold.rejected, |event| match event.event_type {
-            ContentUpserted::TYPE => decode(event).map(Item::Upserted),
-            ContentUnpublished::TYPE => decode(event).map(Item::Unpublished),
-            ContentDeleted::TYPE => decode(event).map(Item::Deleted),
-            other => Err(format!("`{other}` is not consumed by {NAME}")),
-        });
+        let items = decode_each(events, &mut fold.rejected, Item::decode);
         if items.is_empty() {
             return Ok(fold);
         }
@@ -495,6 +380,8 @@ impl Handler for Exports {
         for (_, event, item) in items {
             let id = item.content_id().to_owned();
             let old: Option<ContentState> = out.st.get_json(CONTENT, &id, ROW).await?;
+            // The catalog read model's transitions; what the catalog processor dead-letters
+            // is skipped here (it is in `dlq.catalog` already).
             match step(old.as_ref(), event.offset, item) {
                 Step::Skip(why) => tracing::debug!(
                     processor = NAME,
@@ -504,6 +391,15 @@ impl Handler for Exports {
                     content_id = %id,
                     why,
                     "event skipped"
+                ),
+                Step::Reject(why) => tracing::debug!(
+                    processor = NAME,
+                    topic = %event.topic,
+                    partition = event.partition,
+                    offset = event.offset,
+                    content_id = %id,
+                    why,
+                    "event skipped (dead-lettered by the catalog processor)"
                 ),
                 Step::Apply(new) => {
                     out.evaluate(&self.partners, &new, new.changed_at_ms)

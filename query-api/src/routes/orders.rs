@@ -224,46 +224,56 @@ async fn get_order(
     Ok(Json(order.try_into()?))
 }
 
+/// Whose orders a list route reads.
+#[derive(Debug, Clone, Copy)]
+enum Party {
+    Buyer,
+    Seller,
+}
+
 async fn list_by_buyer(
     caller: Caller,
-    State(state): State<AppState>,
+    state: State<AppState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<ListView<OrderSummaryView>>, Failure> {
-    let Path(buyer_id) = path.map_err(path_error)?;
-    validate_id("buyer_id", &buyer_id)?;
-    access::user_data(
-        &caller,
-        &buyer_id,
-        &format!("the orders of buyer `{}`", quoted(&buyer_id)),
-    )?;
-    let page = page_request(query_params(query, LIST_PARAMS)?, &state.config)?;
-    let rows = orders::list_by_buyer(&*state.store, &buyer_id, &page)
-        .await
-        .map_err(store_error)?;
-    Ok(Json(ListView::try_from_page(
-        rows,
-        OrderSummaryView::try_from,
-    )?))
+    list_orders(Party::Buyer, caller, state, path, query).await
 }
 
 async fn list_by_seller(
     caller: Caller,
+    state: State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<ListView<OrderSummaryView>>, Failure> {
+    list_orders(Party::Seller, caller, state, path, query).await
+}
+
+/// A buyer's or a seller's orders, newest first.
+async fn list_orders(
+    party: Party,
+    caller: Caller,
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<ListView<OrderSummaryView>>, Failure> {
-    let Path(seller_id) = path.map_err(path_error)?;
-    validate_id("seller_id", &seller_id)?;
-    access::seller_data(
-        &caller,
-        &seller_id,
-        &format!("the orders of seller `{}`", quoted(&seller_id)),
-    )?;
+    let Path(id) = path.map_err(path_error)?;
+    let (field, who) = match party {
+        Party::Buyer => ("buyer_id", "buyer"),
+        Party::Seller => ("seller_id", "seller"),
+    };
+    validate_id(field, &id)?;
+    let what = format!("the orders of {who} `{}`", quoted(&id));
+    match party {
+        Party::Buyer => access::user_data(&caller, &id, &what)?,
+        Party::Seller => access::seller_data(&caller, &id, &what)?,
+    }
     let page = page_request(query_params(query, LIST_PARAMS)?, &state.config)?;
-    let rows = orders::list_by_seller(&*state.store, &seller_id, &page)
-        .await
-        .map_err(store_error)?;
+    let rows = match party {
+        Party::Buyer => orders::list_by_buyer(&*state.store, &id, &page).await,
+        Party::Seller => orders::list_by_seller(&*state.store, &id, &page).await,
+    }
+    .map_err(store_error)?;
     Ok(Json(ListView::try_from_page(
         rows,
         OrderSummaryView::try_from,

@@ -4,8 +4,6 @@
 //! each event type (the samples are built from the Rust event types).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -425,33 +423,5 @@ fn document_is_valid_openapi_and_accepts_what_the_service_accepts() {
     }}));
 
     let input = json!({"document": document(), "cases": cases});
-    let python = std::env::var("FLEUVE_PYTHON").unwrap_or_default();
-    assert!(
-        !python.is_empty() && std::path::Path::new(&python).exists(),
-        "FLEUVE_PYTHON must point to the repo's virtualenv python (got `{python}`): run `make venv` \
-         and set FLEUVE_PYTHON=$PWD/.venv/bin/python, or run the tests with `make test`, which \
-         does both"
-    );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/validate_openapi.py");
-    let mut child = Command::new(&python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("could not run {python}: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "validate_openapi.py failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    fleuve_testkit::validate_openapi(&input);
 }

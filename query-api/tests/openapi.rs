@@ -8,8 +8,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::http::{header, StatusCode};
@@ -232,19 +230,6 @@ fn check(
 fn body_schema<'a>(doc: &'a Value, op: &'a Value, status: &str) -> &'a Value {
     let response = resolve(doc, &op["responses"][status]);
     &response["content"]["application/json"]["schema"]
-}
-
-fn python() -> String {
-    let python = std::env::var("FLEUVE_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python").into());
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "no Python with openapi-spec-validator at `{python}`: run `make venv` (or point \
-         FLEUVE_PYTHON at the repo's virtualenv python), or run the tests with `make test`"
-    );
-    python
 }
 
 #[tokio::test]
@@ -631,31 +616,5 @@ async fn document_is_valid_openapi_and_real_answers_validate() {
     cases.push(json!({"schema": "BatchGetRequest", "label": "dot id", "data": {"ids": [".."]}, "valid": false}));
 
     let input = json!({"document": doc, "cases": cases});
-    let python = python();
-    // The ingest's checker: validates the document, then each case against its schema.
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../producers/tests/validate_openapi.py"
-    );
-    let mut child = Command::new(&python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("could not run {python}: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "validate_openapi.py failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    fleuve_testkit::validate_openapi(&input);
 }

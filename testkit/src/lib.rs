@@ -139,3 +139,53 @@ impl Kafka {
         records
     }
 }
+
+/// The repository's virtualenv Python (`FLEUVE_PYTHON`, else `.venv/bin/python`, which
+/// `make venv` creates); panics with what to run when there is none.
+pub fn python() -> String {
+    let python = std::env::var("FLEUVE_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python").into());
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "no Python with openapi-spec-validator at `{python}`: run `make venv` (or point \
+         FLEUVE_PYTHON at the repo's virtualenv python), or run the tests with `make test`"
+    );
+    python
+}
+
+/// Runs `producers/tests/validate_openapi.py` on `input` (`{"document": …, "cases": […]}`):
+/// it validates the OpenAPI document, then each case against its schema. Panics with the
+/// script's output when it fails.
+pub fn validate_openapi(input: &serde_json::Value) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let python = python();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../producers/tests/validate_openapi.py"
+    );
+    let mut child = Command::new(&python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("could not run {python}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "validate_openapi.py failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -15,9 +15,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1, never one this process was handed before.
+///
+/// The port is found by binding port 0 and releasing it, so the kernel may offer the same port
+/// to the next call while nobody listens on it yet: two services of one platform would then
+/// collide ("Address already in use"). Remembering every port handed out keeps them distinct.
 pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return Ok(port);
+        }
+    }
+    bail!("no free TCP port on 127.0.0.1 after 1000 tries")
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &Path) -> Result<()> {
@@ -565,6 +578,13 @@ pub async fn scrape(http: &reqwest::Client, url: &str) -> Result<Metrics> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let ports: Vec<u16> = (0..200).map(|_| free_port().unwrap()).collect();
+        let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "a port was handed out twice");
+    }
 
     #[test]
     fn prometheus_text_is_parsed() {

@@ -9,6 +9,7 @@
 //! fleuve topics create       # create the platform's topics (idempotent)
 //! fleuve schemas check       # are the .avsc files compatible with their earlier versions?
 //! fleuve replay --topic T    # a topic's events over a range, decoded, as JSON lines or CSV
+//! fleuve rebuild <projection> # rebuild a projection beside the live one, then switch (or --as-of: a snapshot)
 //! fleuve token               # a development JWT signed with FLEUVE_JWT_HS256_SECRET
 //! fleuve config              # the settings in effect
 //! ```
@@ -18,6 +19,7 @@
 //! `fleuve config` prints those in effect).
 
 mod config_file;
+mod rebuild_admin;
 mod schemas_check;
 
 /// jemalloc rather than glibc's malloc: the processors allocate many small rows per event,
@@ -34,9 +36,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use fleuve_kafka::{topics, KafkaConfig};
 use fleuve_processors::handlers::exports;
+use fleuve_processors::rebuild::Rebuilds;
 use fleuve_processors::runtime::{Processor, ProcessorConfig};
 use fleuve_producers::ingest::{self, IngestConfig};
 use fleuve_producers::{Publisher, PublisherConfig};
+use fleuve_projections::versions::Versions;
 use fleuve_projections::Store;
 use fleuve_query_api::{LagConfig, QueryConfig};
 use fleuve_registry::{Registry, RegistryConfig};
@@ -217,6 +221,57 @@ enum Command {
     /// inclusive and `--to` exclusive; the replay stops at the end of the range (default:
     /// the end of the topic when it starts). A summary goes to stderr.
     Replay(ReplayArgs),
+    /// Rebuild a projection from the start of the log beside the live one, then switch the
+    /// query API to it once it has caught up (the old version is kept until dropped); with
+    /// `--as-of TIME`, build a snapshot as of that instant instead, read with
+    /// `?snapshot=<name>`. Runs in the process of the projection's processor, reached at
+    /// `--processor-url`.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct RebuildArgs {
+    #[command(subcommand)]
+    action: Option<RebuildAction>,
+    /// Projection to rebuild: user_progress, bookmarks, catalog, orders or inventory.
+    #[arg(required = true)]
+    projection: Option<String>,
+    /// Build a snapshot as of this instant (RFC 3339 time or date, UTC midnight): the
+    /// events written before it, frozen.
+    #[arg(long)]
+    as_of: Option<String>,
+    /// The snapshot's name (a-z, 0-9, `-`, `_`, `.`; default: the instant, 20261101t000000z).
+    #[arg(long, requires = "as_of")]
+    name: Option<String>,
+    /// Start the build and return without following it.
+    #[arg(long)]
+    no_wait: bool,
+    #[command(flatten)]
+    target: ProcessorTarget,
+}
+
+#[derive(Debug, Args)]
+struct ProcessorTarget {
+    /// Ops URL of the process running the projection's processor (`fleuve run`, or its
+    /// `fleuve process`).
+    #[arg(
+        long,
+        env = "FLEUVE_PROCESSOR_URL",
+        default_value = "http://127.0.0.1:8083",
+        global = true
+    )]
+    processor_url: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum RebuildAction {
+    /// List the versions of a projection: which one is read, which one is written.
+    List { projection: String },
+    /// Follow a build until it is live (rebuild) or ready (snapshot).
+    Status { projection: String, version: String },
+    /// Delete a retired version or a snapshot (the versions in use cannot be dropped).
+    Drop { projection: String, version: String },
 }
 
 #[derive(Debug, Args)]
@@ -390,6 +445,7 @@ async fn run(cli: Cli) -> Result<()> {
                 },
         } => return check_schemas(common, &dir, against, level).await,
         Command::Replay(args) => return replay(common, args).await,
+        Command::Rebuild(args) => return rebuild(args).await,
         Command::Token {
             sub,
             scopes,
@@ -409,19 +465,21 @@ async fn run(cli: Cli) -> Result<()> {
             let names = processor_names(&names)?;
             create_topics(common).await?;
             let store = open_store(common).await?;
+            let versions = follow_versions(store, &shutdown, &mut tasks).await?;
             let mut flags = Vec::with_capacity(names.len());
-            for name in names {
+            for name in &names {
                 flags.push(start_processor(
                     common,
                     name,
-                    Arc::clone(&store),
+                    Arc::clone(&versions),
                     &shutdown,
                     &mut tasks,
                 )?);
             }
+            let admin = start_rebuilds(common, &versions, &names, &shutdown).await?;
             serve(
                 listen.processor_addr,
-                ops_only(Arc::new(AllReady(flags))),
+                ops_only(Arc::new(AllReady(flags))).merge(rebuild_admin::routes(admin)),
                 &shutdown,
                 &mut tasks,
                 "processor",
@@ -430,7 +488,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Query { listen } => {
             let store = open_store(common).await?;
-            start_query(common, store, listen.query_addr, &shutdown, &mut tasks).await?;
+            let versions = follow_versions(store, &shutdown, &mut tasks).await?;
+            start_query(common, versions, listen.query_addr, &shutdown, &mut tasks).await?;
         }
         Command::Run { listen } => {
             create_topics(common).await?;
@@ -438,10 +497,33 @@ async fn run(cli: Cli) -> Result<()> {
                 start_registry(common, listen.registry_addr, &shutdown, &mut tasks).await?;
             start_ingest(common, listen.ingest_addr, &shutdown, &mut tasks).await?;
             let store = open_store(common).await?;
+            let versions = follow_versions(store, &shutdown, &mut tasks).await?;
+            let mut flags = Vec::new();
             for name in fleuve_processors::handlers::NAMES {
-                start_processor(common, name, Arc::clone(&store), &shutdown, &mut tasks)?;
+                flags.push(start_processor(
+                    common,
+                    name,
+                    Arc::clone(&versions),
+                    &shutdown,
+                    &mut tasks,
+                )?);
             }
-            start_query(common, store, listen.query_addr, &shutdown, &mut tasks).await?;
+            let admin = start_rebuilds(
+                common,
+                &versions,
+                fleuve_processors::handlers::NAMES,
+                &shutdown,
+            )
+            .await?;
+            serve(
+                listen.processor_addr,
+                ops_only(Arc::new(AllReady(flags))).merge(rebuild_admin::routes(admin)),
+                &shutdown,
+                &mut tasks,
+                "processor",
+            )
+            .await?;
+            start_query(common, versions, listen.query_addr, &shutdown, &mut tasks).await?;
             print_welcome(&listen, common)?;
             drop(registry);
         }
@@ -814,13 +896,152 @@ impl Readiness for AllReady {
     }
 }
 
-fn start_processor(
-    common: &Common,
-    name: &str,
+/// The projection versions in `store`, refreshed every [`VERSIONS_REFRESH`] until shutdown.
+async fn follow_versions(
     store: Arc<dyn Store>,
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<Result<()>>,
+) -> Result<Arc<Versions>> {
+    let versions = Versions::open(store)
+        .await
+        .context("reading the projection versions")?;
+    let follower = Arc::clone(&versions);
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        tokio::select! {
+            () = token.cancelled() => {}
+            () = follower.follow(VERSIONS_REFRESH) => {}
+        }
+        Ok(())
+    });
+    Ok(versions)
+}
+
+/// How often a process re-reads which projection versions are read and written (a rebuild
+/// switching in another process).
+const VERSIONS_REFRESH: Duration = Duration::from_millis(500);
+
+/// The builds of the projections whose processors run here, resuming unfinished ones.
+async fn start_rebuilds(
+    common: &Common,
+    versions: &Arc<Versions>,
+    names: &[&'static str],
+    shutdown: &CancellationToken,
+) -> Result<rebuild_admin::Admin> {
+    let config = ProcessorConfig::new(common.kafka("fleuve-rebuild"), &common.registry_url);
+    let local: Vec<&'static str> = names
+        .iter()
+        .copied()
+        .filter(|n| fleuve_projections::versions::tables_of(n).is_some())
+        .collect();
+    let rebuilds = Rebuilds::new(config, Arc::clone(versions), shutdown.clone());
+    rebuilds
+        .resume(&local)
+        .await
+        .context("resuming unfinished projection builds")?;
+    Ok(rebuild_admin::Admin { rebuilds, local })
+}
+
+/// `fleuve rebuild`.
+#[allow(clippy::print_stdout)]
+async fn rebuild(args: RebuildArgs) -> Result<()> {
+    init_replay_tracing();
+    let client = rebuild_admin::Client::new(&args.target.processor_url)?;
+    let version_arg = |s: &str| -> Result<u32> {
+        s.trim_start_matches('v')
+            .parse()
+            .with_context(|| format!("version must be a number (2 or v2), got `{s}`"))
+    };
+    match args.action {
+        Some(RebuildAction::List { projection }) => {
+            let list = client.list(&projection).await?;
+            println!(
+                "{}: the query API reads v{}, the processor writes v{}",
+                list.projection, list.routing.reader, list.routing.writer
+            );
+            println!(
+                "{:<8} {:<9} {:<10} {:<24} {:<24} {:>12}",
+                "version", "kind", "state", "name", "as of", "records"
+            );
+            for v in list.versions {
+                let i = v.info;
+                println!(
+                    "{:<8} {:<9} {:<10} {:<24} {:<24} {:>12}",
+                    format!("v{}", i.version),
+                    format!("{:?}", i.kind).to_lowercase(),
+                    format!("{:?}", i.state).to_lowercase(),
+                    i.name.unwrap_or_default(),
+                    i.as_of_ms.map(format_ms).unwrap_or_default(),
+                    i.records
+                );
+            }
+            Ok(())
+        }
+        Some(RebuildAction::Status {
+            projection,
+            version,
+        }) => {
+            rebuild_admin::follow(&client, &projection, version_arg(&version)?).await?;
+            Ok(())
+        }
+        Some(RebuildAction::Drop {
+            projection,
+            version,
+        }) => {
+            let v = client
+                .drop_version(&projection, version_arg(&version)?)
+                .await?;
+            println!("{projection} v{} dropped", v.info.version);
+            Ok(())
+        }
+        None => {
+            let projection = args.projection.context("name the projection to rebuild")?;
+            let as_of_ms = match &args.as_of {
+                None => None,
+                Some(t) => match t.parse::<fleuve_replay::Bound>() {
+                    Ok(fleuve_replay::Bound::Time(ms)) => Some(ms),
+                    _ => bail!(
+                        "--as-of `{t}` is not a time: expected an RFC 3339 time                          (2026-11-22T10:00:00Z) or a date (2026-11-22, midnight UTC)"
+                    ),
+                },
+            };
+            let v = client
+                .start(&projection, as_of_ms, args.name.as_deref())
+                .await?;
+            let what = match &v.info.name {
+                Some(name) => format!("snapshot `{name}`"),
+                None => "rebuild".to_owned(),
+            };
+            eprintln!("{projection} v{}: {what} started", v.info.version);
+            if args.no_wait {
+                println!("{}", v.info.version);
+                return Ok(());
+            }
+            rebuild_admin::follow(&client, &projection, v.info.version).await?;
+            Ok(())
+        }
+    }
+}
+
+/// RFC 3339 UTC for ms since the epoch.
+fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn start_processor(
+    common: &Common,
+    name: &str,
+    versions: Arc<Versions>,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<Result<()>>,
 ) -> Result<Arc<ReadyFlag>> {
+    let store = Arc::clone(versions.base());
     let Some(mut handler) = fleuve_processors::handlers::by_name(name) else {
         bail!(
             "unknown processor `{name}`; known processors: {}",
@@ -834,7 +1055,7 @@ fn start_processor(
         common.kafka(&format!("fleuve-{name}")),
         &common.registry_url,
     );
-    let processor = Processor::new(config, handler, store)?;
+    let processor = Processor::new(config, handler, store)?.follow_versions(versions);
     let readiness = processor.readiness();
     let token = shutdown.clone();
     tasks.spawn(async move { processor.run(token).await.map_err(anyhow::Error::from) });
@@ -871,7 +1092,7 @@ fn start_exports_relay(
 
 async fn start_query(
     common: &Common,
-    store: Arc<dyn Store>,
+    versions: Arc<Versions>,
     addr: SocketAddr,
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<Result<()>>,
@@ -898,11 +1119,12 @@ async fn start_query(
         request_timeout,
         lag: (common.query_max_lag_events > 0)
             .then(|| LagConfig::new(common.kafka("fleuve-query"), common.query_max_lag_events)),
+        versions: Some(Arc::clone(&versions)),
         ..QueryConfig::default()
     };
     serve(
         addr,
-        fleuve_query_api::router(store, config),
+        fleuve_query_api::router(versions.readers(), config),
         shutdown,
         tasks,
         "query",

@@ -30,4 +30,5 @@
 //! ```
 
 pub mod handlers;
+pub mod rebuild;
 pub mod runtime;

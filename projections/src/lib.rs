@@ -16,7 +16,9 @@
 //! | [`inventory`] | `inventory` | stock per sku |
 //!
 //! [`Staging`] is the read-before-write helper processors fold batches with; [`paging`]
-//! turns partitions into pages with opaque cursors.
+//! turns partitions into pages with opaque cursors. [`versions`] keeps several builds of a
+//! projection in one store (a rebuild beside the live one, snapshots as of a past instant)
+//! and routes reads and writes to the right one.
 //!
 //! Backends are chosen by URL with [`open`]:
 //!
@@ -48,6 +50,7 @@ pub mod progress;
 pub mod scylla;
 mod staging;
 mod store;
+pub mod versions;
 
 pub use model::{stamp, Checkpoint, Page, PageRequest};
 pub use staging::Staging;

@@ -7,15 +7,17 @@
 //! * **One error shape**: an error answer that is not already the Fleuve JSON error (an
 //!   extractor's plain-text rejection, a body over the limit) is rewritten into
 //!   `{"error":{"code","message"}}` with the same status, the text as message.
-//! * **`Cache-Control`** (unless the route set one): catalog reads `public, max-age=10` when
-//!   the request has no `Authorization` header and `private, max-age=10` when it has one
-//!   (answers differ per partner); every other read `private, no-cache` (a client keeps it
-//!   but revalidates each time, cheap with the `ETag`); `POST` answers and errors
-//!   `no-store`.
+//! * **`Cache-Control`** (unless the route or [`crate::snapshot`] set one): catalog reads
+//!   `public, max-age=10` when the request has no `Authorization` header and `private,
+//!   max-age=10` when it has one (answers differ per partner); every other read `private,
+//!   no-cache` (a client keeps it but revalidates each time, cheap with the `ETag`); `POST`
+//!   answers and errors `no-store`. A `200` read from a snapshot is `private,
+//!   max-age=3600`.
 //! * **`ETag`**: a weak validator (`W/"<32 hex digits>"`, the XXH3-128 of the JSON body
 //!   before compression), on every `200` answer to a `GET` or `HEAD`. A request whose
-//!   `If-None-Match` lists it (or `*`) gets `304 Not Modified` with no body. The tag depends
-//!   only on the body, so every replica gives the same tag for the same data.
+//!   `If-None-Match` lists it (or `*`) gets `304 Not Modified` with no body (keeping the
+//!   answer's `Cache-Control`, `Vary`, `X-Fleuve-Snapshot` and `X-Fleuve-As-Of`). The tag
+//!   depends only on the body, so every replica gives the same tag for the same data.
 //!
 //! Compression (`gzip`, when the client accepts it) is `tower-http`'s layer, outside this
 //! one, so the tag is the same for compressed and plain answers (hence weak).
@@ -27,6 +29,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use fleuve_service::ApiError;
 
+use crate::snapshot::{AS_OF_HEADER, SNAPSHOT_HEADER};
 use crate::AppState;
 
 /// `max-age` of catalog answers, in seconds.
@@ -113,7 +116,12 @@ async fn tag(resp: Response, if_none_match: Option<&HeaderValue>) -> Response {
         copy(
             &parts.headers,
             headers,
-            &[header::CACHE_CONTROL, header::VARY],
+            &[
+                header::CACHE_CONTROL,
+                header::VARY,
+                header::HeaderName::from_static(SNAPSHOT_HEADER),
+                header::HeaderName::from_static(AS_OF_HEADER),
+            ],
         );
         return not_modified;
     }

@@ -85,9 +85,12 @@
 //!   [`QueryConfig::default_limit`] (20).
 //! * `cursor`: the `next_cursor` of the previous page; absent or empty: the first page. A
 //!   cursor belongs to one list (route and id): another list refuses it.
+//! * `snapshot`: on every route, the name of a snapshot to read instead of the live
+//!   projection (see [Snapshots](#snapshots)).
 //! * Any other query parameter is refused, and so is one given twice (400
 //!   `invalid_parameter`, `field` names it): a misspelt `limt` would otherwise silently
-//!   answer the default page. The lists take `limit` and `cursor`, the other routes none.
+//!   answer the default page. The lists take `limit` and `cursor`, the other routes none
+//!   (`snapshot` aside).
 //!
 //! # Authorization
 //!
@@ -127,7 +130,8 @@
 //! A token, when sent, is verified first, on every route, the open catalog included: a bad
 //! token is a 401 rather than silently anonymous. Then come the path parameters (400), the
 //! access rule (401 without a token, 403), the query parameters (400), the store, and for
-//! an order its buyer and seller (403). A 401 carries `WWW-Authenticate: Bearer
+//! an order its buyer and seller (403). A request naming a `snapshot` has it checked and
+//! looked up right after the token, before the rest. A 401 carries `WWW-Authenticate: Bearer
 //! realm="fleuve"` (no token) or `Bearer realm="fleuve", error="invalid_token"`; a 403
 //! carries `Bearer error="insufficient_scope", scope="…"` (the scopes that could read the
 //! route) and a message saying what the route needs and what the token may read.
@@ -155,6 +159,8 @@
 //! | 415 | `unsupported_media_type` | a batch body without `Content-Type: application/json` |
 //! | 500 | `internal` | the store failed in a way a retry will not fix, or holds a row this API cannot show (also logged) |
 //! | 400 | `invalid_position` | an `X-Fleuve-Position` token ingest did not issue, or more than [`consistency::MAX_POSITIONS`] (`field`: `X-Fleuve-Position`) |
+//! | 400 | `snapshot_with_position` | `snapshot` and an `X-Fleuve-Position` token in one request |
+//! | 404 | `unknown_snapshot` | no built snapshot of that name for the route's projection (the message lists those it has), or this API serves no snapshots |
 //! | 503 | `unavailable` | the store is temporarily unavailable; retry after `Retry-After` (1 s) |
 //! | 503 | `position_not_reached` | the projection did not pass the request's positions within [`QueryConfig::position_wait`]; `X-Fleuve-Consistency: behind`, `Retry-After: 1` |
 //! | 503 | `timeout` | the request took longer than [`QueryConfig::request_timeout`]; `Retry-After: 1` |
@@ -171,13 +177,28 @@
 //! behind`: the client retries or shows that the data is on its way, never stale data in
 //! silence. See [`consistency`].
 //!
+//! # Snapshots
+//!
+//! A snapshot is a build of one projection as of a past instant, frozen under a name
+//! (`fleuve rebuild <projection> --as-of TIME [--name NAME]` makes one, `fleuve rebuild
+//! list <projection>` lists them). Any `/v1` read with `?snapshot=<name>` (next to its own
+//! parameters) is answered from the snapshot of the projection its route reads, in the same
+//! shapes, pages and cursors; catalog availability is evaluated at the snapshot's instant.
+//! The answer carries `X-Fleuve-Snapshot: <name>` and `X-Fleuve-As-Of: <instant>`; a `200`
+//! to a `GET` is `Cache-Control: private, max-age=3600`. A bad name is `400
+//! invalid_parameter` (`field`: `snapshot`), a name the projection has no built snapshot of
+//! is `404 unknown_snapshot` (listing the ones it has), and a snapshot never moves, so
+//! `X-Fleuve-Position` with it is `400 snapshot_with_position`. This needs
+//! [`QueryConfig::versions`], with [`Versions::readers`] as the router's store. See
+//! [`snapshot`].
+//!
 //! # Caching and compression
 //!
 //! Every `200` to a `GET` carries a weak `ETag`; `If-None-Match` with it answers `304` with
 //! no body. `Cache-Control` is `public, max-age=10` for anonymous catalog reads,
 //! `private, max-age=10` for authenticated ones (they differ per partner), `private,
-//! no-cache` for the other reads (revalidate with the `ETag`), `no-store` for `POST` and
-//! errors. Answers are gzipped for clients sending `Accept-Encoding: gzip`. Requests over
+//! no-cache` for the other reads (revalidate with the `ETag`), `private, max-age=3600` for
+//! snapshot reads, `no-store` for `POST` and errors. Answers are gzipped for clients sending `Accept-Encoding: gzip`. Requests over
 //! [`QueryConfig::request_timeout`] (10 s) are cut with `503 timeout`; bodies over
 //! [`QueryConfig::max_body_bytes`] (64 KiB) are refused with `413`. See [`http`].
 //!
@@ -196,6 +217,7 @@ mod metrics;
 pub mod openapi;
 mod readiness;
 mod routes;
+pub mod snapshot;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,6 +225,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use fleuve_kafka::KafkaConfig;
+use fleuve_projections::versions::Versions;
 use fleuve_projections::Store;
 use fleuve_service::auth::Authenticator;
 
@@ -228,6 +251,10 @@ pub struct QueryConfig {
     pub max_batch_ids: usize,
     /// `/readyz` also requires every projection's lag to stay under a bound (needs Kafka).
     pub lag: Option<LagConfig>,
+    /// The projections' versions, for `?snapshot=<name>` reads ([`snapshot`]). Give the
+    /// router [`Versions::readers`] of the same `Versions` as its store: the snapshot of a
+    /// request is reached through it. `None`: every `snapshot` is `404 unknown_snapshot`.
+    pub versions: Option<Arc<Versions>>,
 }
 
 /// The lag bound of `/readyz`: every projection the API reads must be at most
@@ -264,6 +291,7 @@ impl Default for QueryConfig {
             max_body_bytes: 64 << 10,
             max_batch_ids: 100,
             lag: None,
+            versions: None,
         }
     }
 }
@@ -296,13 +324,18 @@ pub fn router_with(store: Arc<dyn Store>, config: QueryConfig, extra: Router) ->
         config: Arc::new(config),
     };
     // Outermost last: metrics see every answer, compressed or not; the timeout covers the
-    // read-your-writes wait.
+    // read-your-writes wait; a snapshot is chosen (and its parameter taken out of the query
+    // string) before the wait and the routes.
     routes::api()
         .with_state(state.clone())
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             consistency::wait_for_positions,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            snapshot::read_snapshot,
         ))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)

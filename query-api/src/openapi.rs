@@ -26,6 +26,7 @@ use crate::routes::views::{
     ProgressView, StockView,
 };
 use crate::routes::MAX_ID_BYTES;
+use crate::snapshot::{SNAPSHOT_MAX_AGE_SECS, SNAPSHOT_PARAM};
 use crate::QueryConfig;
 
 /// Where the document is served.
@@ -362,6 +363,11 @@ fn info(config: &QueryConfig) -> String {
          **Read-your-writes**: send the position tokens ingest returned in `X-Fleuve-Position`; \
          the read waits until its projection has applied them, at most {} ms, else answers 503 \
          `position_not_reached`.\n\n\
+         **Snapshots**: every route also takes `snapshot=<name>`, the name of a snapshot of its \
+         projection (a build as of a past instant, made with `fleuve rebuild <projection> \
+         --as-of TIME --name NAME`): the answer is read from it, with `X-Fleuve-Snapshot` and \
+         `X-Fleuve-As-Of`. An unknown name is a 404 `unknown_snapshot` listing the projection's \
+         snapshots; with `X-Fleuve-Position` it is a 400 `snapshot_with_position`.\n\n\
          **Caching**: every 200 answer to a `GET` has a weak `ETag`; send it in `If-None-Match` \
          to get a 304 without body when nothing changed. `Cache-Control` is given per operation; \
          error answers are `no-store`. Answers are gzipped for clients that accept it. A request \
@@ -392,6 +398,17 @@ fn headers() -> Json {
         "Retry-After": {
             "description": "Seconds to wait before retrying.",
             "schema": {"type": "integer", "minimum": 0},
+        },
+        "X-Fleuve-Snapshot": {
+            "description": "Only when the request names a `snapshot`: its name, which the \
+                            answer was read from.",
+            "schema": {"type": "string"},
+        },
+        "X-Fleuve-As-Of": {
+            "description": "Only when the request names a `snapshot`: the snapshot's instant \
+                            (RFC 3339 UTC with milliseconds); it holds the events written \
+                            before it.",
+            "schema": {"type": "string", "format": "date-time"},
         },
         "X-Fleuve-Consistency": {
             "description": "`behind`: the projection had not applied the request's \
@@ -523,12 +540,46 @@ fn position_param(route: &Route, config: &QueryConfig) -> Json {
              `position_not_reached` with `X-Fleuve-Consistency: behind`: never stale data in \
              silence.{reads} Several tokens are comma-separated, or the header is repeated; at \
              most {MAX_POSITIONS} in all. A token ingest did not issue is a 400 \
-             `invalid_position`.",
+             `invalid_position`. A snapshot never moves: with `snapshot`, a token is a 400 \
+             `snapshot_with_position`.",
             config.position_wait.as_millis()
         ),
         "style": "simple",
         "explode": false,
         "schema": {"type": "array", "items": {"type": "string"}, "maxItems": MAX_POSITIONS},
+    })
+}
+
+/// The `snapshot` query parameter of a route reading `projection`.
+fn snapshot_param(projection: &str) -> Json {
+    json!({
+        "name": SNAPSHOT_PARAM,
+        "in": "query",
+        "required": false,
+        "description": format!(
+            "Read the snapshot of that name of the `{projection}` projection (a build as of a \
+             past instant, frozen; made with `fleuve rebuild {projection} --as-of TIME --name \
+             NAME`, listed with `fleuve rebuild list {projection}`) instead of the live one. \
+             Pages and cursors work as on the live projection{catalog}. The answer carries \
+             `X-Fleuve-Snapshot` and `X-Fleuve-As-Of`; a 200 to a `GET` is `Cache-Control: \
+             private, max-age={SNAPSHOT_MAX_AGE_SECS}`. A name that is not 1 to {} characters \
+             among `a-z`, `0-9`, `-`, `_`, `.` (starting with a letter or digit), or given twice, \
+             is a 400 `invalid_parameter` (`field`: `snapshot`); a name the projection has no \
+             built snapshot of is a 404 `unknown_snapshot` (the message lists those it has); \
+             with `X-Fleuve-Position` it is a 400 `snapshot_with_position`.",
+            fleuve_projections::versions::MAX_SNAPSHOT_NAME,
+            catalog = if projection == fleuve_projections::catalog::PROJECTION {
+                "; availability is evaluated at the snapshot's instant"
+            } else {
+                ""
+            },
+        ),
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": fleuve_projections::versions::MAX_SNAPSHOT_NAME,
+            "pattern": "^[a-z0-9][a-z0-9._-]*$",
+        },
     })
 }
 
@@ -638,6 +689,9 @@ fn operation(route: &Route, answer: Json, config: &QueryConfig) -> Json {
     if route.shape == Shape::List {
         parameters.extend(list_params(config));
     }
+    if let Some(projection) = projection_of(route.path) {
+        parameters.push(snapshot_param(projection));
+    }
     parameters.push(position_param(route, config));
     if route.method == "get" {
         parameters.push(if_none_match_param());
@@ -710,11 +764,25 @@ fn responses(route: &Route, answer: Json, config: &QueryConfig) -> Json {
         "`private, no-cache`: keep it, but revalidate each time (cheap with `If-None-Match`)."
             .to_owned()
     };
+    let snapshots = projection_of(route.path).is_some();
+    let cache_control = if snapshots && get {
+        format!(
+            "{cache_control} Read from a `snapshot`: `private, max-age={SNAPSHOT_MAX_AGE_SECS}` \
+             (a snapshot never changes)."
+        )
+    } else {
+        cache_control
+    };
     let mut ok_headers = Map::new();
     ok_headers.insert(
         "Cache-Control".to_owned(),
         json!({"description": cache_control, "schema": {"type": "string"}}),
     );
+    if snapshots {
+        for name in ["X-Fleuve-Snapshot", "X-Fleuve-As-Of"] {
+            ok_headers.insert(name.to_owned(), header_ref(name));
+        }
+    }
     if get {
         ok_headers.insert("ETag".to_owned(), header_ref("ETag"));
     }
@@ -759,6 +827,9 @@ fn responses(route: &Route, answer: Json, config: &QueryConfig) -> Json {
         "a query parameter this route does not take, or one given twice (`field` names it)"
             .to_owned(),
     );
+    if snapshots {
+        refused.push("a `snapshot` name that is not valid (`field`: `snapshot`)".to_owned());
+    }
     let mut bad = vec![
         format!("`invalid_parameter`: {}.", refused.join("; ")),
         "`invalid_query`: an unparsable query string.".to_owned(),
@@ -766,6 +837,13 @@ fn responses(route: &Route, answer: Json, config: &QueryConfig) -> Json {
          the maximum (`field`: `X-Fleuve-Position`)."
             .to_owned(),
     ];
+    if snapshots {
+        bad.push(
+            "`snapshot_with_position`: `snapshot` with an `X-Fleuve-Position` token (a snapshot \
+             never moves)."
+                .to_owned(),
+        );
+    }
     match route.shape {
         Shape::List => {
             bad.push(
@@ -809,15 +887,24 @@ fn responses(route: &Route, answer: Json, config: &QueryConfig) -> Json {
             ),
         );
     }
+    let mut missing = Vec::new();
     if route.shape == Shape::One {
+        missing.push(
+            "`not_found`: no such row (for the catalog: none publishable now for this caller)."
+                .to_owned(),
+        );
+    }
+    if snapshots {
+        missing.push(
+            "`unknown_snapshot`: the projection has no built snapshot named `snapshot` (the \
+             message lists those it has), or this API serves no snapshots."
+                .to_owned(),
+        );
+    }
+    if !missing.is_empty() {
         out.insert(
             "404".to_owned(),
-            error(
-                "`not_found`: no such row (for the catalog: none publishable now for this \
-                 caller)."
-                    .to_owned(),
-                &[],
-            ),
+            error(format!("Not found.\n\n{}", bullets(&missing)), &[]),
         );
     }
     if route.shape == Shape::Batch {
@@ -1131,12 +1218,9 @@ mod tests {
                 "{}",
                 route.path
             );
-            assert_eq!(
-                statuses.contains("404"),
-                route.shape == Shape::One,
-                "{}",
-                route.path
-            );
+            // Every `/v1` route reads a projection, hence `unknown_snapshot`.
+            assert!(projection_of(route.path).is_some(), "{}", route.path);
+            assert!(statuses.contains("404"), "{}", route.path);
             for status in ["413", "415"] {
                 assert_eq!(
                     statuses.contains(status),
@@ -1160,6 +1244,8 @@ mod tests {
                 .map(|p| p["name"].as_str().unwrap())
                 .collect();
             assert!(names.contains(&"X-Fleuve-Position"), "{}", route.path);
+            assert!(names.contains(&"snapshot"), "{}", route.path);
+            assert!(ok["X-Fleuve-Snapshot"].is_object(), "{}", route.path);
             for param in path_params(route.path) {
                 assert!(names.contains(&param), "{} {param}", route.path);
             }

@@ -66,7 +66,8 @@ fn tansu_binary() -> Result<PathBuf> {
     }
 }
 
-fn fleuve_binary() -> Result<PathBuf> {
+/// The `fleuve` binary under test (`FLEUVE_BIN`, or the workspace's `target/debug/fleuve`).
+pub fn fleuve_binary() -> Result<PathBuf> {
     if let Ok(p) = std::env::var("FLEUVE_BIN") {
         return Ok(PathBuf::from(p));
     }
@@ -254,6 +255,8 @@ pub struct Platform {
     pub query: String,
     pub ingest: String,
     pub registry: String,
+    /// The processors' ops endpoints (metrics, readiness, `fleuve rebuild`'s admin API).
+    pub processor: String,
     log: PathBuf,
 }
 
@@ -319,6 +322,7 @@ impl Platform {
             query: format!("http://{}", addr(ports.query)),
             ingest: format!("http://{}", addr(ports.ingest)),
             registry: format!("http://{}", addr(ports.registry)),
+            processor: format!("http://{}", addr(ports.processor)),
             log,
         })
     }

@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use apache_avro::types::Value;
 use async_trait::async_trait;
 use fleuve_kafka::{KafkaConfig, KafkaError as FleuveKafkaError};
+use fleuve_projections::versions::Versions;
 use fleuve_projections::{Checkpoint, Store, StoreError, WriteBatch, Writes};
 use fleuve_service::ReadyFlag;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -253,11 +254,65 @@ enum Cursor {
 pub struct Processor {
     handler: Arc<dyn Handler>,
     store: Arc<dyn Store>,
+    /// When set, the store written is the writer version of the handler's projection, which
+    /// may change while the processor runs (a rebuild switching over).
+    versions: Option<Arc<Versions>>,
     config: ProcessorConfig,
     consumer: Arc<StreamConsumer<RebalanceContext>>,
     decoder: AvroDecoder,
-    dlq: dlq::DeadLetters,
+    /// `None` for a bounded build: its dead letters were sent when the records were first
+    /// consumed.
+    dlq: Option<dlq::DeadLetters>,
+    /// `Some` for a bounded build ([`Processor::bounded`]).
+    bounds: Option<Bounds>,
     readiness: Arc<ReadyFlag>,
+}
+
+/// Where a bounded build stops, and how far it is.
+struct Bounds {
+    /// Exclusive end offset per partition.
+    ends: HashMap<(String, i32), i64>,
+    /// The instant the handler's timer runs as of once the ends are reached.
+    timer_at_ms: i64,
+    progress: Arc<BuildProgress>,
+}
+
+/// How far a bounded build ([`Processor::bounded`]) is; shared with whoever watches it.
+#[derive(Debug, Default)]
+pub struct BuildProgress {
+    /// Records read from the log.
+    pub records: AtomicU64,
+    /// Records that went to the dead-letter topic when first consumed and are skipped again.
+    pub dead_letters: AtomicU64,
+    /// Per partition: (next offset to apply, end offset).
+    partitions: std::sync::Mutex<std::collections::BTreeMap<(String, i32), (i64, i64)>>,
+}
+
+impl BuildProgress {
+    /// Per partition: topic, partition, next offset to apply, end offset.
+    pub fn partitions(&self) -> Vec<(String, i32, i64, i64)> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|((t, p), (at, end))| (t.clone(), *p, *at, *end))
+            .collect()
+    }
+
+    /// Records still to read (sum over partitions of end − next).
+    pub fn remaining(&self) -> i64 {
+        self.partitions()
+            .iter()
+            .map(|(_, _, at, end)| (end - at).max(0))
+            .sum()
+    }
+
+    fn set(&self, topic: &str, partition: i32, at: i64, end: i64) {
+        self.partitions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((topic.to_owned(), partition), (at, end));
+    }
 }
 
 impl std::fmt::Debug for Processor {
@@ -307,6 +362,68 @@ impl Processor {
             .create_with_context(context)
             .map_err(kafka_err)?;
         consumer.subscribe(handler.topics()).map_err(kafka_err)?;
+        let dlq = dlq::DeadLetters::new(&config.kafka, name).map_err(kafka_err)?;
+        Self::with_consumer(config, handler, store, consumer, Some(dlq), None)
+    }
+
+    /// A processor that builds `store` from its checkpoints (the start of the log when it has
+    /// none) up to `ends` (exclusive end offset per topic partition), then stops: a rebuild
+    /// or a snapshot. It reads every partition itself (no consumer group, no offset
+    /// commit), sends no dead letter (the live processor did when the records were first
+    /// consumed), and runs the handler's timer once at the end, as of `timer_at_ms` (ms since
+    /// the Unix epoch: windows that opened or closed by then with no event).
+    pub fn bounded(
+        config: ProcessorConfig,
+        handler: Arc<dyn Handler>,
+        store: Arc<dyn Store>,
+        ends: Vec<Checkpoint>,
+        timer_at_ms: i64,
+        progress: Arc<BuildProgress>,
+    ) -> Result<Self, ProcessorError> {
+        let name = handler.name();
+        let context = RebalanceContext {
+            generation: AtomicU64::new(0),
+            name,
+            assigned: std::sync::Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+        };
+        let mut client_config = config
+            .kafka
+            .consumer_config(&format!("fleuve-{name}-build"));
+        client_config.set("enable.auto.commit", "false");
+        let consumer: StreamConsumer<RebalanceContext> = client_config
+            .create_with_context(context)
+            .map_err(|source| ProcessorError::Kafka {
+                processor: name,
+                source,
+            })?;
+        let ends = ends
+            .into_iter()
+            .map(|c| ((c.topic, c.partition), c.next_offset))
+            .collect();
+        Self::with_consumer(
+            config,
+            handler,
+            store,
+            consumer,
+            None,
+            Some(Bounds {
+                ends,
+                timer_at_ms,
+                progress,
+            }),
+        )
+    }
+
+    fn with_consumer(
+        config: ProcessorConfig,
+        handler: Arc<dyn Handler>,
+        store: Arc<dyn Store>,
+        consumer: StreamConsumer<RebalanceContext>,
+        dlq: Option<dlq::DeadLetters>,
+        bounds: Option<Bounds>,
+    ) -> Result<Self, ProcessorError> {
+        let name = handler.name();
         let settings = SrSettings::new_builder(config.registry_url.clone())
             .set_timeout(Duration::from_secs(5))
             .build()
@@ -314,12 +431,13 @@ impl Processor {
                 processor: name,
                 reason: e.to_string(),
             })?;
-        let dlq = dlq::DeadLetters::new(&config.kafka, name).map_err(kafka_err)?;
         Ok(Self {
             handler,
             store,
+            versions: None,
             decoder: AvroDecoder::new(settings),
             dlq,
+            bounds,
             readiness: Arc::new(ReadyFlag::not_ready("the processor has not started")),
             consumer: Arc::new(consumer),
             config,
@@ -332,24 +450,43 @@ impl Processor {
         Arc::clone(&self.readiness)
     }
 
-    /// The dead-letter topic of this processor.
-    pub fn dead_letter_topic(&self) -> &str {
-        self.dlq.topic()
+    /// Writes the writer version of the handler's projection ([`Versions::writer`]) instead
+    /// of the store given to [`Processor::new`], following it when it changes: at the next
+    /// batch boundary the processor positions its partitions at the new version's
+    /// checkpoints.
+    pub fn follow_versions(mut self, versions: Arc<Versions>) -> Self {
+        self.versions = Some(versions);
+        self
+    }
+
+    /// The dead-letter topic of this processor (none for a bounded build).
+    pub fn dead_letter_topic(&self) -> Option<&str> {
+        self.dlq.as_ref().map(dlq::DeadLetters::topic)
+    }
+
+    /// The store written now, and its version.
+    fn target(&self) -> (u32, Arc<dyn Store>) {
+        match &self.versions {
+            Some(v) => v.writer(self.handler.name()),
+            None => (1, Arc::clone(&self.store)),
+        }
     }
 
     /// Runs until `shutdown` is cancelled (then finishes the batch at hand, commits and
     /// returns) or a permanent error stops it.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ProcessorError> {
         let name = self.handler.name();
-        fleuve_kafka::topics::ensure_topics(
-            &self.config.kafka,
-            &[fleuve_kafka::topics::TopicSpec::new(self.dlq.topic(), 1)],
-        )
-        .await
-        .map_err(|source| ProcessorError::Setup {
-            processor: name,
-            source,
-        })?;
+        if let Some(dlq) = &self.dlq {
+            fleuve_kafka::topics::ensure_topics(
+                &self.config.kafka,
+                &[fleuve_kafka::topics::TopicSpec::new(dlq.topic(), 1)],
+            )
+            .await
+            .map_err(|source| ProcessorError::Setup {
+                processor: name,
+                source,
+            })?;
+        }
         tracing::info!(processor = name, topics = ?self.handler.topics(), "processor started");
         self.readiness.set(Ok(()));
         let result = self.consume(&shutdown).await;
@@ -360,45 +497,119 @@ impl Processor {
         result
     }
 
-    /// The batch loop, until shutdown or a permanent error.
+    /// The batch loop, until shutdown, a permanent error, or (bounded build) the end.
     async fn consume(&self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
         let name = self.handler.name();
         let mut cursors: HashMap<(String, i32), Cursor> = HashMap::new();
         let mut seen_generation = u64::MAX;
-        let mut timer = self.handler.timer().map(|every| {
-            let mut t = tokio::time::interval(every);
-            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            t
-        });
+        let (mut version, mut store) = self.target();
+        let mut changes = self.versions.as_ref().map(|v| v.subscribe());
+        let mut timer = match (&self.bounds, self.handler.timer()) {
+            (None, Some(every)) => {
+                let mut t = tokio::time::interval(every);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                Some(t)
+            }
+            _ => None,
+        };
+        if let Some(bounds) = &self.bounds {
+            match self
+                .assign_bounded(&*store, bounds, &mut cursors, shutdown)
+                .await
+            {
+                Ok(()) => {}
+                Err(ProcessorError::Interrupted { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
         loop {
-            let batch = match self.poll_batch(shutdown, timer.as_mut()).await? {
+            if self.bounds.as_ref().is_some_and(Bounds::done) {
+                break;
+            }
+            let batch = match self
+                .poll_batch(shutdown, timer.as_mut(), changes.as_mut())
+                .await?
+            {
                 Next::Stop => break,
                 Next::Timer => {
-                    match self.run_timer(shutdown).await {
+                    match self.run_timer(&*store, now_ms(), shutdown).await {
                         Ok(()) => {}
                         Err(ProcessorError::Interrupted { .. }) => break,
                         Err(e) => return Err(e),
                     }
                     continue;
                 }
+                Next::Idle => {
+                    self.check_bounded_positions();
+                    continue;
+                }
                 Next::Batch(batch) => batch,
             };
-            let generation = self.consumer.context().generation.load(Ordering::SeqCst);
-            if generation != seen_generation {
-                // Partitions may have moved: forget what we knew and re-read checkpoints.
+            let (now_version, now_store) = self.target();
+            if now_version != version {
+                // A rebuild switched the writer: what this batch holds was read for the old
+                // version. Drop it and position every partition at the new version's
+                // checkpoints (a seek also discards what librdkafka has prefetched).
+                tracing::info!(
+                    processor = name,
+                    from = version,
+                    to = now_version,
+                    "writing a new version of the projection"
+                );
+                version = now_version;
+                store = now_store;
                 cursors.clear();
-                seen_generation = generation;
+                if let (Ok(assignment), Ok(mut assigned)) = (
+                    self.consumer.assignment(),
+                    self.consumer.context().assigned.lock(),
+                ) {
+                    assigned.extend(
+                        assignment
+                            .elements()
+                            .iter()
+                            .map(|e| (e.topic().to_owned(), e.partition())),
+                    );
+                }
+                match self
+                    .position_assigned(&*store, &mut cursors, shutdown)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(ProcessorError::Interrupted { .. }) => break,
+                    Err(e) => return Err(e),
+                }
+                continue;
             }
-            match self.position_assigned(&mut cursors, shutdown).await {
+            if self.bounds.is_none() {
+                let generation = self.consumer.context().generation.load(Ordering::SeqCst);
+                if generation != seen_generation {
+                    // Partitions may have moved: forget what we knew and re-read checkpoints.
+                    cursors.clear();
+                    seen_generation = generation;
+                }
+                match self
+                    .position_assigned(&*store, &mut cursors, shutdown)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(ProcessorError::Interrupted { .. }) => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            match self.process(batch, &*store, &mut cursors, shutdown).await {
                 Ok(()) => {}
                 Err(ProcessorError::Interrupted { .. }) => break,
                 Err(e) => return Err(e),
             }
-            match self.process(batch, &mut cursors, shutdown).await {
-                Ok(()) => {}
-                Err(ProcessorError::Interrupted { .. }) => break,
-                Err(e) => return Err(e),
+        }
+        if let Some(bounds) = &self.bounds {
+            if !bounds.done() || self.handler.timer().is_none() {
+                return Ok(());
             }
+            return match self.run_timer(&*store, bounds.timer_at_ms, shutdown).await {
+                Ok(()) | Err(ProcessorError::Interrupted { .. }) => Ok(()),
+                Err(e) => Err(e),
+            };
         }
         // A synchronous commit blocks on the broker: off the async workers, and bounded.
         let consumer = Arc::clone(&self.consumer);
@@ -423,13 +634,70 @@ impl Processor {
         Ok(())
     }
 
-    /// Runs the handler's timer once and applies its writes.
-    async fn run_timer(&self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
-        let now_ms = now_ms();
-        let writes = self
-            .retry(shutdown, "timer", || {
-                self.handler.on_timer(&*self.store, now_ms)
+    /// Assigns a bounded build every partition it has to read, at its checkpoint in the
+    /// build's store.
+    async fn assign_bounded(
+        &self,
+        store: &dyn Store,
+        bounds: &Bounds,
+        cursors: &mut HashMap<(String, i32), Cursor>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ProcessorError> {
+        let name = self.handler.name();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for ((topic, partition), end) in &bounds.ends {
+            let next = self
+                .retry(shutdown, "read checkpoint", || {
+                    store.checkpoint(name, topic, *partition)
+                })
+                .await?;
+            let at = next.unwrap_or(0);
+            bounds.progress.set(topic, *partition, at.min(*end), *end);
+            if at >= *end {
+                continue;
+            }
+            let offset = next.map_or(Offset::Beginning, Offset::Offset);
+            tpl.add_partition_offset(topic, *partition, offset)
+                .map_err(|source| ProcessorError::Kafka {
+                    processor: name,
+                    source,
+                })?;
+            cursors.insert((topic.clone(), *partition), Cursor::Seeking(at));
+        }
+        self.consumer
+            .assign(&tpl)
+            .map_err(|source| ProcessorError::Kafka {
+                processor: name,
+                source,
             })
+    }
+
+    /// A bounded build with nothing arriving: partitions whose consumer position has
+    /// reached their end (the last offsets held no record) are done.
+    fn check_bounded_positions(&self) {
+        let Some(bounds) = &self.bounds else { return };
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        for e in positions.elements() {
+            let key = (e.topic().to_owned(), e.partition());
+            if let (Some(end), Offset::Offset(at)) = (bounds.ends.get(&key), e.offset()) {
+                if at >= *end {
+                    bounds.progress.set(&key.0, key.1, *end, *end);
+                }
+            }
+        }
+    }
+
+    /// Runs the handler's timer once and applies its writes.
+    async fn run_timer(
+        &self,
+        store: &dyn Store,
+        now_ms: i64,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ProcessorError> {
+        let writes = self
+            .retry(shutdown, "timer", || self.handler.on_timer(store, now_ms))
             .await?;
         if writes.is_empty() {
             return Ok(());
@@ -445,7 +713,7 @@ impl Processor {
             checkpoints: Vec::new(),
         };
         self.retry(shutdown, "apply timer writes", || {
-            self.store.apply(batch.clone())
+            store.apply(batch.clone())
         })
         .await
     }
@@ -454,8 +722,27 @@ impl Processor {
         &self,
         shutdown: &CancellationToken,
         timer: Option<&mut tokio::time::Interval>,
+        changes: Option<&mut tokio::sync::watch::Receiver<u64>>,
     ) -> Result<Next, ProcessorError> {
         let name = self.handler.name();
+        let changed = async {
+            match changes {
+                // A closed channel never changes again.
+                Some(rx) => {
+                    if rx.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let idle = async {
+            if self.bounds.is_some() {
+                tokio::time::sleep(BOUNDED_IDLE_CHECK).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         let tick = async {
             match timer {
                 Some(t) => {
@@ -470,6 +757,9 @@ impl Processor {
             // nothing arrives on them.
             () = self.consumer.context().wake.notified() => return Ok(Next::Batch(Vec::new())),
             () = tick => return Ok(Next::Timer),
+            // The routing changed: an empty batch makes the loop look at the writer version.
+            () = changed => return Ok(Next::Batch(Vec::new())),
+            () = idle => return Ok(Next::Idle),
             m = self.consumer.recv() => m,
         };
         let mut batch = Vec::with_capacity(self.config.batch_max_events);
@@ -497,12 +787,21 @@ impl Processor {
     async fn process(
         &self,
         batch: Vec<OwnedMessage>,
+        store: &dyn Store,
         cursors: &mut HashMap<(String, i32), Cursor>,
         shutdown: &CancellationToken,
     ) -> Result<(), ProcessorError> {
         let name = self.handler.name();
         let started = Instant::now();
-        metrics::consumed(name, batch.len());
+        match &self.bounds {
+            // A build's records are old: they stay out of the live processor's metrics.
+            Some(b) => {
+                b.progress
+                    .records
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            None => metrics::consumed(name, batch.len()),
+        }
         let mut accepted = Vec::with_capacity(batch.len());
         let mut accepted_msgs = Vec::with_capacity(batch.len());
         let mut dead = Vec::new();
@@ -513,12 +812,22 @@ impl Processor {
             if rewound.contains(&key) {
                 continue;
             }
+            if let Some(bounds) = &self.bounds {
+                match bounds.ends.get(&key) {
+                    Some(end) if msg.offset() >= *end => {
+                        bounds.progress.set(&key.0, key.1, *end, *end);
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => continue,
+                }
+            }
             let cursor = match cursors.get(&key) {
                 Some(c) => *c,
                 None => {
                     let next = self
                         .retry(shutdown, "read checkpoint", || {
-                            self.store.checkpoint(name, &key.0, key.1)
+                            store.checkpoint(name, &key.0, key.1)
                         })
                         .await?;
                     match next {
@@ -558,7 +867,7 @@ impl Processor {
             Fold::default()
         } else {
             self.retry(shutdown, "fold batch", || {
-                self.handler.fold(&*self.store, &accepted)
+                self.handler.fold(store, &accepted)
             })
             .await?
         };
@@ -570,11 +879,20 @@ impl Processor {
             }
         }
         for (msg, kind, reason) in &dead {
-            self.retry(shutdown, "write dead letter", || {
-                self.dlq.send(msg, *kind, reason)
-            })
-            .await?;
-            metrics::dead_lettered(name, *kind);
+            match (&self.dlq, &self.bounds) {
+                (Some(dlq), _) => {
+                    self.retry(shutdown, "write dead letter", || {
+                        dlq.send(msg, *kind, reason)
+                    })
+                    .await?;
+                    metrics::dead_lettered(name, *kind);
+                }
+                (None, Some(bounds)) => {
+                    bounds.progress.dead_letters.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(processor = name, topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), %reason, "build skips a record the live processor dead-lettered");
+                }
+                (None, None) => {}
+            }
         }
         let checkpoints: Vec<Checkpoint> = checkpoints
             .into_iter()
@@ -592,11 +910,20 @@ impl Processor {
             writes: fold.writes,
             checkpoints,
         };
-        self.retry(shutdown, "apply batch", || {
-            self.store.apply(write_batch.clone())
-        })
-        .await?;
+        self.retry(shutdown, "apply batch", || store.apply(write_batch.clone()))
+            .await?;
         let checkpoints = write_batch.checkpoints;
+        if let Some(bounds) = &self.bounds {
+            for cp in &checkpoints {
+                let key = (cp.topic.clone(), cp.partition);
+                if let Some(end) = bounds.ends.get(&key) {
+                    bounds
+                        .progress
+                        .set(&cp.topic, cp.partition, cp.next_offset.min(*end), *end);
+                }
+            }
+            return Ok(());
+        }
         for cp in &checkpoints {
             if let Err(e) = self
                 .consumer
@@ -621,6 +948,7 @@ impl Processor {
     /// from an older copy, or rebuilt), and an idle partition would otherwise never notice.
     async fn position_assigned(
         &self,
+        store: &dyn Store,
         cursors: &mut HashMap<(String, i32), Cursor>,
         shutdown: &CancellationToken,
     ) -> Result<(), ProcessorError> {
@@ -631,8 +959,7 @@ impl Processor {
         for (topic, partition) in assigned {
             let next = self
                 .retry(shutdown, "read checkpoint", || {
-                    self.store
-                        .checkpoint(self.handler.name(), &topic, partition)
+                    store.checkpoint(self.handler.name(), &topic, partition)
                 })
                 .await?;
             let offset = next.map_or(Offset::Beginning, Offset::Offset);
@@ -769,7 +1096,19 @@ impl Processor {
 enum Next {
     Batch(Vec<OwnedMessage>),
     Timer,
+    /// A bounded build received nothing for a while.
+    Idle,
     Stop,
+}
+
+/// How long a bounded build waits for a record before it checks whether its partitions'
+/// positions have reached their ends.
+const BOUNDED_IDLE_CHECK: Duration = Duration::from_millis(300);
+
+impl Bounds {
+    fn done(&self) -> bool {
+        self.progress.remaining() == 0 && self.progress.partitions().len() >= self.ends.len()
+    }
 }
 
 /// Milliseconds since the Unix epoch.

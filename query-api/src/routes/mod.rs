@@ -132,8 +132,12 @@ pub(crate) fn quoted(s: &str) -> String {
     out.escape_debug().to_string()
 }
 
-/// The current instant in milliseconds since the Unix epoch (catalog availability).
+/// The instant catalog availability is evaluated at, in milliseconds since the Unix epoch:
+/// now, or the instant of the snapshot the request reads ([`crate::snapshot`]).
 pub(crate) fn now_ms() -> i64 {
+    if let Some(as_of) = crate::snapshot::as_of_ms() {
+        return as_of;
+    }
     let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
     i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
 }
@@ -267,11 +271,12 @@ pub(crate) fn query_params(
     let mut params = BTreeMap::new();
     for (name, value) in pairs {
         if !accepts.contains(&name.as_str()) {
+            // `snapshot` is taken out of the query string before the route sees it.
             let accepted = if accepts.is_empty() {
-                "this route takes no query parameters".to_owned()
+                "this route takes no query parameters (besides `snapshot`)".to_owned()
             } else {
                 format!(
-                    "this route accepts {}",
+                    "this route accepts {} (and `snapshot`)",
                     accepts
                         .iter()
                         .map(|a| format!("`{a}`"))

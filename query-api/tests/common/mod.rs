@@ -21,6 +21,7 @@ use fleuve_projections::orders::{
     self, Order, OrderLine, OrderStatus, Shipment, ShippingAddress, TimelineEntry,
 };
 use fleuve_projections::progress::{EventVersion, Progress, PROGRESS};
+use fleuve_projections::versions::Versions;
 use fleuve_projections::{bookmarks, stamp, Store, Write, WriteBatch};
 use fleuve_query_api::{router, QueryConfig};
 use fleuve_service::auth::{mint_hs256, AuthConfig, Authenticator};
@@ -33,8 +34,9 @@ pub const SECRET: &str = "query-api-test-secret-0123456789abcdef";
 
 pub struct App {
     pub router: Router,
+    /// Where the write helpers write.
     pub store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
+    _dir: Arc<tempfile::TempDir>,
 }
 
 impl App {
@@ -53,16 +55,38 @@ impl App {
     }
 
     pub async fn with(config: QueryConfig) -> App {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(
-            EmbeddedStore::open(dir.path().to_str().unwrap())
-                .await
-                .unwrap(),
-        );
+        let (store, dir) = embedded().await;
         App {
             router: router(store.clone(), config),
             store,
-            _dir: dir,
+            _dir: Arc::new(dir),
+        }
+    }
+
+    /// An app serving snapshots as the `fleuve` binary does: the router reads through
+    /// [`Versions::readers`], `config.versions` is set. The write helpers write the plain
+    /// tables (version 1).
+    pub async fn versioned(config: QueryConfig) -> (App, Arc<Versions>) {
+        let (store, dir) = embedded().await;
+        let versions = Versions::open(store.clone()).await.unwrap();
+        let config = QueryConfig {
+            versions: Some(versions.clone()),
+            ..config
+        };
+        let app = App {
+            router: router(versions.readers(), config),
+            store,
+            _dir: Arc::new(dir),
+        };
+        (app, versions)
+    }
+
+    /// The same app, its write helpers writing through `store` (a version's view, say).
+    pub fn writing_to(&self, store: Arc<dyn Store>) -> App {
+        App {
+            router: self.router.clone(),
+            store,
+            _dir: self._dir.clone(),
         }
     }
 
@@ -170,6 +194,17 @@ impl App {
         )])
         .await;
     }
+}
+
+/// An embedded store in a new temporary directory.
+async fn embedded() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        EmbeddedStore::open(dir.path().to_str().unwrap())
+            .await
+            .unwrap(),
+    );
+    (store, dir)
 }
 
 pub fn json(v: &impl Serialize) -> Vec<u8> {

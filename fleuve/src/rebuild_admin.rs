@@ -1,0 +1,433 @@
+//! `fleuve rebuild`: the processors' admin endpoints for builds and versions of a
+//! projection, and the command that drives them.
+//!
+//! A build runs in the process that runs the projection's processor (`fleuve run`, or the
+//! `fleuve process <name>` of that projection), because the embedded store belongs to one
+//! process. The command talks to that process's ops address (`--processor-url`, default
+//! `http://127.0.0.1:8083`):
+//!
+//! | method | path | what |
+//! | --- | --- | --- |
+//! | `POST` | `/admin/builds` | `{"projection","as_of_ms"?,"name"?}`: start a rebuild (or a snapshot with `as_of_ms`); 202 with the version |
+//! | `GET` | `/admin/projections/{p}/versions` | routing and every version of `p` |
+//! | `GET` | `/admin/projections/{p}/versions/{n}` | one version, with its build's progress when it runs here |
+//! | `DELETE` | `/admin/projections/{p}/versions/{n}` | drop a retired version or a snapshot |
+//!
+//! These endpoints change what the query API serves: the ops port must stay inside the
+//! cluster (the `k8s/` NetworkPolicies allow only the monitoring namespace and the
+//! operators' tooling on it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use fleuve_processors::rebuild::{BuildRequest, BuildStatus, RebuildError, Rebuilds};
+use fleuve_projections::versions::{
+    known_projection, Routing, VersionError, VersionInfo, VersionState,
+};
+use fleuve_service::ApiError;
+use serde::{Deserialize, Serialize};
+
+/// Which projections this process builds (those whose processor it runs).
+#[derive(Clone)]
+pub struct Admin {
+    pub rebuilds: Arc<Rebuilds>,
+    pub local: Vec<&'static str>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    projection: String,
+    #[serde(default)]
+    as_of_ms: Option<i64>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// A version as the admin endpoints show it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VersionView {
+    #[serde(flatten)]
+    pub info: VersionInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildView>,
+}
+
+/// [`BuildStatus`] as sent and read back by the command.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BuildView {
+    pub phase: String,
+    pub records: u64,
+    pub dead_letters: u64,
+    pub remaining: i64,
+    pub round: usize,
+}
+
+impl From<BuildStatus> for BuildView {
+    fn from(s: BuildStatus) -> Self {
+        Self {
+            phase: s.phase.to_owned(),
+            records: s.records,
+            dead_letters: s.dead_letters,
+            remaining: s.remaining,
+            round: s.round,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VersionsView {
+    pub projection: String,
+    pub routing: Routing,
+    pub versions: Vec<VersionView>,
+}
+
+/// The admin routes, to merge into the processors' ops server.
+pub fn routes(admin: Admin) -> Router {
+    Router::new()
+        .route("/admin/builds", post(start))
+        .route("/admin/projections/{projection}/versions", get(list))
+        .route(
+            "/admin/projections/{projection}/versions/{version}",
+            get(one).delete(drop_version),
+        )
+        .with_state(admin)
+}
+
+fn version_error(e: VersionError) -> ApiError {
+    match e {
+        VersionError::UnknownProjection { .. } => {
+            ApiError::not_found("unknown_projection", e.to_string())
+        }
+        VersionError::UnknownVersion { .. } => {
+            ApiError::not_found("unknown_version", e.to_string())
+        }
+        VersionError::UnknownSnapshot { .. } => {
+            ApiError::not_found("unknown_snapshot", e.to_string())
+        }
+        VersionError::InvalidName(m) => {
+            ApiError::bad_request("invalid_parameter", m).with_field("name")
+        }
+        VersionError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+        VersionError::Store(s) if s.is_transient() => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            s.to_string(),
+        )
+        .with_retry_after(1),
+        VersionError::Store(s) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            s.to_string(),
+        ),
+    }
+}
+
+fn rebuild_error(e: RebuildError) -> ApiError {
+    match e {
+        RebuildError::Version(v) => version_error(v),
+        RebuildError::Invalid(m) => ApiError::bad_request("invalid_request", m),
+        RebuildError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+        RebuildError::Kafka(m) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "kafka_unavailable", m)
+        }
+    }
+}
+
+fn local_projection(admin: &Admin, projection: &str) -> Result<&'static str, ApiError> {
+    let projection = known_projection(projection).map_err(version_error)?;
+    if !admin.local.contains(&projection) {
+        return Err(ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "not_here",
+            format!(
+                "the processor of `{projection}` does not run in this process (it runs: {}); \
+                 send the request to the ops address of `fleuve process {projection}`",
+                admin.local.join(", ")
+            ),
+        ));
+    }
+    Ok(projection)
+}
+
+async fn start(
+    State(admin): State<Admin>,
+    body: Result<Json<StartBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return ApiError::bad_request("invalid_body", e.body_text()).into_response(),
+    };
+    let projection = match local_projection(&admin, &body.projection) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    match admin
+        .rebuilds
+        .start(BuildRequest {
+            projection: projection.to_owned(),
+            as_of_ms: body.as_of_ms,
+            name: body.name,
+        })
+        .await
+    {
+        Ok(info) => (
+            StatusCode::ACCEPTED,
+            Json(VersionView { info, build: None }),
+        )
+            .into_response(),
+        Err(e) => rebuild_error(e).into_response(),
+    }
+}
+
+fn view(admin: &Admin, info: VersionInfo) -> VersionView {
+    let build = admin
+        .rebuilds
+        .status(&info.projection, info.version)
+        .filter(|_| matches!(info.state, VersionState::Building | VersionState::Switching))
+        .map(BuildView::from);
+    VersionView { info, build }
+}
+
+async fn list(State(admin): State<Admin>, Path(projection): Path<String>) -> Response {
+    let versions = admin.rebuilds.versions();
+    let projection = match known_projection(&projection) {
+        Ok(p) => p,
+        Err(e) => return version_error(e).into_response(),
+    };
+    match versions.list(projection).await {
+        Ok(list) => Json(VersionsView {
+            projection: projection.to_owned(),
+            routing: versions
+                .routing()
+                .get(projection)
+                .copied()
+                .unwrap_or_default(),
+            versions: list.into_iter().map(|i| view(&admin, i)).collect(),
+        })
+        .into_response(),
+        Err(e) => version_error(e).into_response(),
+    }
+}
+
+async fn one(
+    State(admin): State<Admin>,
+    Path((projection, version)): Path<(String, String)>,
+) -> Response {
+    let version = match parse_version(&version) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    match admin.rebuilds.versions().get(&projection, version).await {
+        Ok(info) => Json(view(&admin, info)).into_response(),
+        Err(e) => version_error(e).into_response(),
+    }
+}
+
+async fn drop_version(
+    State(admin): State<Admin>,
+    Path((projection, version)): Path<(String, String)>,
+) -> Response {
+    let version = match parse_version(&version) {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let projection = match local_projection(&admin, &projection) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    match admin
+        .rebuilds
+        .versions()
+        .drop_version(projection, version)
+        .await
+    {
+        Ok(info) => Json(VersionView { info, build: None }).into_response(),
+        Err(e) => version_error(e).into_response(),
+    }
+}
+
+fn parse_version(s: &str) -> Result<u32, ApiError> {
+    s.trim_start_matches('v')
+        .parse::<u32>()
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!(
+                    "version must be a number from 1 (or v1, v2…), got `{}`",
+                    s.escape_debug()
+                ),
+            )
+            .with_field("version")
+        })
+}
+
+// ---- the command ----
+
+/// A client of one process's admin endpoints.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Result<Self> {
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    async fn send<T: for<'de> Deserialize<'de>>(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<T> {
+        let resp = req.send().await.with_context(|| {
+            format!(
+                "cannot reach the processor's ops endpoint at {} ({what}): is `fleuve run` (or \
+                 the projection's `fleuve process`) running? Set --processor-url otherwise",
+                self.base
+            )
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            bail!("{what}: {status}: {message}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("{what}: unexpected answer: {text}"))
+    }
+
+    pub async fn start(
+        &self,
+        projection: &str,
+        as_of_ms: Option<i64>,
+        name: Option<&str>,
+    ) -> Result<VersionView> {
+        let body =
+            serde_json::json!({ "projection": projection, "as_of_ms": as_of_ms, "name": name });
+        self.send(
+            self.http
+                .post(format!("{}/admin/builds", self.base))
+                .json(&body),
+            "starting the build",
+        )
+        .await
+    }
+
+    pub async fn list(&self, projection: &str) -> Result<VersionsView> {
+        self.send(
+            self.http.get(format!(
+                "{}/admin/projections/{projection}/versions",
+                self.base
+            )),
+            "listing the versions",
+        )
+        .await
+    }
+
+    pub async fn get(&self, projection: &str, version: u32) -> Result<VersionView> {
+        self.send(
+            self.http.get(format!(
+                "{}/admin/projections/{projection}/versions/{version}",
+                self.base
+            )),
+            "reading the version",
+        )
+        .await
+    }
+
+    pub async fn drop_version(&self, projection: &str, version: u32) -> Result<VersionView> {
+        self.send(
+            self.http.delete(format!(
+                "{}/admin/projections/{projection}/versions/{version}",
+                self.base
+            )),
+            "dropping the version",
+        )
+        .await
+    }
+}
+
+/// Follows a build until it is live (rebuild) or ready (snapshot), with a progress bar on a
+/// terminal and a line every few seconds otherwise.
+#[allow(clippy::print_stderr)]
+pub async fn follow(client: &Client, projection: &str, version: u32) -> Result<VersionInfo> {
+    use std::io::IsTerminal;
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Some(bar)
+    } else {
+        None
+    };
+    let started = std::time::Instant::now();
+    let mut last_line = std::time::Instant::now();
+    loop {
+        let v = client.get(projection, version).await?;
+        let line = match &v.build {
+            Some(b) => format!(
+                "{projection} v{version}: {} round {}, {} records read, {} to go",
+                b.phase, b.round, b.records, b.remaining
+            ),
+            None => format!("{projection} v{version}: {:?}", v.info.state).to_lowercase(),
+        };
+        match &bar {
+            Some(bar) => bar.set_message(line),
+            None if last_line.elapsed() >= Duration::from_secs(5) => {
+                eprintln!("{line}");
+                last_line = std::time::Instant::now();
+            }
+            None => {}
+        }
+        match v.info.state {
+            VersionState::Live | VersionState::Ready => {
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                eprintln!(
+                    "{projection} v{version} is {} after {:.1} s ({} records read)",
+                    if v.info.state == VersionState::Live {
+                        "live: the query API serves it"
+                    } else {
+                        "ready"
+                    },
+                    started.elapsed().as_secs_f64(),
+                    v.info.records
+                );
+                return Ok(v.info);
+            }
+            VersionState::Failed => {
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                bail!(
+                    "the build of {projection} v{version} failed: {}",
+                    v.info.error.unwrap_or_default()
+                );
+            }
+            VersionState::Dropped | VersionState::Retired => {
+                bail!(
+                    "{projection} v{version} was {:?} before it finished",
+                    v.info.state
+                )
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

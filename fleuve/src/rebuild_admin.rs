@@ -14,8 +14,8 @@
 //! | `DELETE` | `/admin/projections/{p}/versions/{n}` | drop a retired version or a snapshot |
 //!
 //! These endpoints change what the query API serves: the ops port must stay inside the
-//! cluster (the `k8s/` NetworkPolicies allow only the monitoring namespace and the
-//! operators' tooling on it).
+//! cluster (the `k8s/` NetworkPolicies open it to Prometheus only; operators reach it with
+//! `kubectl port-forward`).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1124,7 +1124,7 @@ async fn start_query(
     };
     serve(
         addr,
-        fleuve_query_api::router(versions.readers(), config),
+        fleuve_query_api::router(Arc::clone(versions.base()), config),
         shutdown,
         tasks,
         "query",

@@ -251,9 +251,10 @@ pub struct QueryConfig {
     pub max_batch_ids: usize,
     /// `/readyz` also requires every projection's lag to stay under a bound (needs Kafka).
     pub lag: Option<LagConfig>,
-    /// The projections' versions, for `?snapshot=<name>` reads ([`snapshot`]). Give the
-    /// router [`Versions::readers`] of the same `Versions` as its store: the snapshot of a
-    /// request is reached through it. `None`: every `snapshot` is `404 unknown_snapshot`.
+    /// The projections' versions: when set, the router reads through
+    /// [`Versions::readers`] (each projection's reader version, or the snapshot of
+    /// `?snapshot=<name>`, [`snapshot`]) instead of the store it is given. `None`: the store
+    /// as given, and every `snapshot` is `404 unknown_snapshot`.
     pub versions: Option<Arc<Versions>>,
 }
 
@@ -316,6 +317,11 @@ pub fn router(store: Arc<dyn Store>, config: QueryConfig) -> Router {
 /// (metrics, read-your-writes, caching headers, compression, timeouts). The benchmarks use
 /// it to serve a static handler next to the real ones.
 pub fn router_with(store: Arc<dyn Store>, config: QueryConfig, extra: Router) -> Router {
+    // With versions, every read goes through the readers' view (reader versions, snapshots).
+    let store = match &config.versions {
+        Some(versions) => versions.readers(),
+        None => store,
+    };
     let readiness = readiness::start(store.clone(), config.lag.clone());
     let body_limit = config.max_body_bytes;
     let openapi = openapi::routes(&config);

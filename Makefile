@@ -70,7 +70,9 @@ fmt:
 # Publish/ingest throughput (ratios against raw rdkafka, on Tansu and on the MockCluster,
 # target/bench/results.json), the storage-engine comparison (target/bench/store-engines.json),
 # then processors against a raw consumer, projection work per core and freshness
-# (target/bench/processors.json). About 5 minutes once built; see docs/benchmarks.md.
+# (target/bench/processors.json), replay against a raw consumer (target/bench/replay.json)
+# and the rebuild of 1,000,000 events (target/bench/rebuild.json). About 6 minutes once
+# built; see docs/benchmarks.md.
 bench: tools
 	FLEUVE_TANSU="$$(scripts/install-tansu.sh)" \
 		$(CARGO) run -p fleuve-bench --release --bin publish-throughput -- --out target/bench/results.json
@@ -80,6 +82,7 @@ bench: tools
 		$(CARGO) run -p fleuve-bench --release --bin processor-throughput -- --out target/bench/processors.json
 	FLEUVE_TANSU="$$(scripts/install-tansu.sh)" \
 		$(CARGO) run -p fleuve-bench --release --bin replay-throughput -- --out target/bench/replay.json
+	$(CARGO) run -p fleuve-bench --release --bin rebuild-throughput -- --out target/bench/rebuild.json
 
 clean-data:
 	rm -rf var/

@@ -793,14 +793,10 @@ impl Processor {
     ) -> Result<(), ProcessorError> {
         let name = self.handler.name();
         let started = Instant::now();
-        match &self.bounds {
-            // A build's records are old: they stay out of the live processor's metrics.
-            Some(b) => {
-                b.progress
-                    .records
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            }
-            None => metrics::consumed(name, batch.len()),
+        // A build's records are old: they stay out of the live processor's metrics (a build
+        // counts the records of its range below).
+        if self.bounds.is_none() {
+            metrics::consumed(name, batch.len());
         }
         let mut accepted = Vec::with_capacity(batch.len());
         let mut accepted_msgs = Vec::with_capacity(batch.len());
@@ -818,7 +814,9 @@ impl Processor {
                         bounds.progress.set(&key.0, key.1, *end, *end);
                         continue;
                     }
-                    Some(_) => {}
+                    Some(_) => {
+                        bounds.progress.records.fetch_add(1, Ordering::Relaxed);
+                    }
                     None => continue,
                 }
             }

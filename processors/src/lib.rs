@@ -13,6 +13,10 @@
 //!   `fleuve_projections`; a handler reads the rows it needs once per batch and returns the
 //!   writes, or the reason it rejects an event. The catalogue's also has a timer, which opens
 //!   and closes availability windows with no event.
+//! * [`rebuild`]: builds a new version of a projection from the start of the log beside the
+//!   live one (a bounded processor: no group, every partition up to end offsets), then
+//!   switches the live processor and the query API to it; or a snapshot as of a past
+//!   instant. `fleuve rebuild` drives it through the processors' admin endpoints.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -509,3 +509,106 @@ pub fn process_cpu_s() -> f64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
     t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
 }
+
+/// Called with the checkpoints of each batch once its [`Store::apply`] has returned.
+pub type OnApplied = Box<dyn Fn(&[fleuve_projections::Checkpoint]) + Send + Sync>;
+
+/// A store that delegates, noting the first checkpoint read (a processor reads the
+/// checkpoints of the partitions it is assigned before it consumes them: the end of its
+/// group join) and, with `on_applied`, telling when each apply has returned.
+pub struct TimedStore {
+    inner: std::sync::Arc<dyn fleuve_projections::Store>,
+    first_checkpoint: std::sync::OnceLock<(std::time::Instant, f64)>,
+    on_applied: Option<OnApplied>,
+}
+
+impl std::fmt::Debug for TimedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimedStore").finish_non_exhaustive()
+    }
+}
+
+impl TimedStore {
+    pub fn new(
+        inner: std::sync::Arc<dyn fleuve_projections::Store>,
+        on_applied: Option<OnApplied>,
+    ) -> Self {
+        Self {
+            inner,
+            first_checkpoint: std::sync::OnceLock::new(),
+            on_applied,
+        }
+    }
+
+    /// (instant, process CPU seconds, [`process_cpu_s`]) of the first checkpoint read.
+    pub fn first_checkpoint(&self) -> Option<(std::time::Instant, f64)> {
+        self.first_checkpoint.get().copied()
+    }
+}
+
+#[async_trait::async_trait]
+impl fleuve_projections::Store for TimedStore {
+    async fn apply(
+        &self,
+        batch: fleuve_projections::WriteBatch,
+    ) -> Result<(), fleuve_projections::StoreError> {
+        let Some(on_applied) = &self.on_applied else {
+            return self.inner.apply(batch).await;
+        };
+        let checkpoints = batch.checkpoints.clone();
+        self.inner.apply(batch).await?;
+        on_applied(&checkpoints);
+        Ok(())
+    }
+    async fn get(
+        &self,
+        table: &str,
+        pk: &str,
+        ck: &str,
+    ) -> Result<Option<Vec<u8>>, fleuve_projections::StoreError> {
+        self.inner.get(table, pk, ck).await
+    }
+    async fn get_many(
+        &self,
+        table: &str,
+        keys: &[(String, String)],
+    ) -> Result<Vec<Option<Vec<u8>>>, fleuve_projections::StoreError> {
+        self.inner.get_many(table, keys).await
+    }
+    async fn scan(
+        &self,
+        table: &str,
+        pk: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<fleuve_projections::Row>, fleuve_projections::StoreError> {
+        self.inner.scan(table, pk, after, limit).await
+    }
+    async fn scan_table(
+        &self,
+        table: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<fleuve_projections::TableRow>, fleuve_projections::StoreError> {
+        self.inner.scan_table(table, after, limit).await
+    }
+    async fn checkpoint(
+        &self,
+        projection: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, fleuve_projections::StoreError> {
+        self.first_checkpoint
+            .get_or_init(|| (std::time::Instant::now(), process_cpu_s()));
+        self.inner.checkpoint(projection, topic, partition).await
+    }
+    async fn checkpoints(
+        &self,
+        projection: &str,
+    ) -> Result<Vec<fleuve_projections::Checkpoint>, fleuve_projections::StoreError> {
+        self.inner.checkpoints(projection).await
+    }
+    async fn ping(&self) -> Result<(), fleuve_projections::StoreError> {
+        self.inner.ping().await
+    }
+}

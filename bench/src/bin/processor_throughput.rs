@@ -64,7 +64,7 @@ use fleuve_kafka::KafkaConfig;
 use fleuve_processors::handlers;
 use fleuve_processors::runtime::{Fold, Handler, Incoming, Processor, ProcessorConfig};
 use fleuve_producers::{Publisher, PublisherConfig};
-use fleuve_projections::{Checkpoint, Row, Store, StoreError, TableRow, Write, WriteBatch};
+use fleuve_projections::{Checkpoint, Store, StoreError, Write, WriteBatch};
 use fleuve_registry::{Registry, RegistryConfig};
 use fleuve_schemas::{
     BookmarkAdded, BookmarkRemoved, ContentDeleted, ContentKind, ContentUnpublished,
@@ -224,13 +224,6 @@ impl Options {
 // Measuring
 // ---------------------------------------------------------------------------------------
 
-/// CPU time of this process (every thread, live or exited, user and system) in seconds:
-/// `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`, nanosecond resolution.
-fn cpu_seconds() -> f64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
-    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
-}
-
 /// Wall and CPU time of a stretch of work.
 struct Meter {
     wall: Instant,
@@ -241,12 +234,15 @@ impl Meter {
     fn start() -> Self {
         Self {
             wall: Instant::now(),
-            cpu: cpu_seconds(),
+            cpu: fleuve_bench::process_cpu_s(),
         }
     }
     /// (wall seconds, CPU seconds) since the start.
     fn read(&self) -> (f64, f64) {
-        (self.wall.elapsed().as_secs_f64(), cpu_seconds() - self.cpu)
+        (
+            self.wall.elapsed().as_secs_f64(),
+            fleuve_bench::process_cpu_s() - self.cpu,
+        )
     }
 }
 
@@ -799,83 +795,6 @@ impl Handler for Observed {
     }
 }
 
-/// A store that delegates, noting the first checkpoint read (the runtime reads the
-/// checkpoints of the partitions it is assigned before it consumes them: the end of the
-/// group join) and, when recording, telling the recorder when each apply has returned.
-#[derive(Debug)]
-struct Timed {
-    inner: Arc<dyn Store>,
-    /// (instant, process CPU seconds) of the first `checkpoint` call.
-    assigned: OnceLock<(Instant, f64)>,
-    recorder: Option<Arc<Recorder>>,
-}
-
-impl Timed {
-    fn new(inner: Arc<dyn Store>, recorder: Option<Arc<Recorder>>) -> Self {
-        Self {
-            inner,
-            assigned: OnceLock::new(),
-            recorder,
-        }
-    }
-}
-
-#[async_trait]
-impl Store for Timed {
-    async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        let Some(recorder) = &self.recorder else {
-            return self.inner.apply(batch).await;
-        };
-        let checkpoints = batch.checkpoints.clone();
-        self.inner.apply(batch).await?;
-        recorder.applied(&checkpoints, now_us());
-        Ok(())
-    }
-    async fn get(&self, table: &str, pk: &str, ck: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(table, pk, ck).await
-    }
-    async fn get_many(
-        &self,
-        table: &str,
-        keys: &[(String, String)],
-    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.inner.get_many(table, keys).await
-    }
-    async fn scan(
-        &self,
-        table: &str,
-        pk: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Row>, StoreError> {
-        self.inner.scan(table, pk, after, limit).await
-    }
-    async fn scan_table(
-        &self,
-        table: &str,
-        after: Option<(&str, &str)>,
-        limit: usize,
-    ) -> Result<Vec<TableRow>, StoreError> {
-        self.inner.scan_table(table, after, limit).await
-    }
-    async fn checkpoint(
-        &self,
-        projection: &str,
-        topic: &str,
-        partition: i32,
-    ) -> Result<Option<i64>, StoreError> {
-        self.assigned
-            .get_or_init(|| (Instant::now(), cpu_seconds()));
-        self.inner.checkpoint(projection, topic, partition).await
-    }
-    async fn checkpoints(&self, projection: &str) -> Result<Vec<Checkpoint>, StoreError> {
-        self.inner.checkpoints(projection).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // 1. Pipeline: processor against a raw consumer
 // ---------------------------------------------------------------------------------------
@@ -1040,7 +959,10 @@ async fn processor_round(
     round: usize,
 ) -> Result<PipelineRound> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(Timed::new(open_store(dir.path()).await?, None));
+    let store = Arc::new(fleuve_bench::TimedStore::new(
+        open_store(dir.path()).await?,
+        None,
+    ));
     let inner = handlers::by_name(PIPELINE_HANDLER).context("no user_progress handler")?;
     let handler = Arc::new(Observed::new(inner, None));
     // The group is the processor's name in production; a fresh one per round here, through
@@ -1074,12 +996,12 @@ async fn processor_round(
         );
     }
     let end = meter.wall.elapsed().as_secs_f64();
-    let cpu_end = cpu_seconds();
+    let cpu_end = fleuve_bench::process_cpu_s();
     let since = |t: Instant| t.duration_since(meter.wall).as_secs_f64();
     let first_fold = handler.first_fold.get().map_or(f64::NAN, |t| since(*t));
     // Consumption starts at the assignment; were it not seen, at the first fold.
-    let (join, cpu_start) = match store.assigned.get() {
-        Some((t, cpu)) => (since(*t), *cpu),
+    let (join, cpu_start) = match store.first_checkpoint() {
+        Some((t, cpu)) => (since(t), cpu),
         None => (first_fold, meter.cpu),
     };
     shutdown.cancel();
@@ -1484,9 +1406,13 @@ async fn freshness_on(env: &Env, opts: &Options) -> Result<Freshness> {
     let label = env.kind.label();
     let dir = tempfile::tempdir()?;
     let recorder = Arc::new(Recorder::default());
-    let store: Arc<dyn Store> = Arc::new(Timed::new(
+    let on_applied: fleuve_bench::OnApplied = {
+        let recorder = recorder.clone();
+        Box::new(move |checkpoints| recorder.applied(checkpoints, now_us()))
+    };
+    let store: Arc<dyn Store> = Arc::new(fleuve_bench::TimedStore::new(
         open_store(dir.path()).await?,
-        Some(recorder.clone()),
+        Some(on_applied),
     ));
     let inner = handlers::by_name(PIPELINE_HANDLER).context("no user_progress handler")?;
     let handler = Arc::new(Observed::new(inner, Some(recorder.clone())));

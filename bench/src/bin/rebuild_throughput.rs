@@ -44,11 +44,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::any::Any;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
-use async_trait::async_trait;
 use fleuve_bench::{fmt_rate, loadavg, now_ms, process_cpu_s, serve, write_json};
 use fleuve_bench::{BrokerKind, Machine};
 use fleuve_kafka::topics::{ensure_topics, platform_topics, TopicSpec, USER_ACTIVITY};
@@ -59,7 +58,7 @@ use fleuve_processors::runtime::{Processor, ProcessorConfig};
 use fleuve_producers::{Publisher, PublisherConfig};
 use fleuve_projections::progress::{PROJECTION, TABLES};
 use fleuve_projections::versions::{Namespaced, Routing, VersionState, Versions};
-use fleuve_projections::{Checkpoint, Row, Store, StoreError, TableRow, WriteBatch};
+use fleuve_projections::{Checkpoint, Store, TableRow};
 use fleuve_registry::{Registry, RegistryConfig};
 use fleuve_schemas::PlaybackProgressed;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -313,70 +312,6 @@ fn reached(checkpoints: &[Checkpoint], ends: &[Checkpoint]) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------
-// A store that notes the first checkpoint read
-// ---------------------------------------------------------------------------------------
-
-/// Delegates to the embedded store, noting the first checkpoint read: the live processor
-/// reads the checkpoints of its partitions once it is assigned them, the end of its group
-/// join.
-#[derive(Debug)]
-struct Noted {
-    inner: Arc<dyn Store>,
-    /// (instant, process CPU seconds) of the first `checkpoint` call.
-    first_checkpoint: OnceLock<(Instant, f64)>,
-}
-
-#[async_trait]
-impl Store for Noted {
-    async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        self.inner.apply(batch).await
-    }
-    async fn get(&self, table: &str, pk: &str, ck: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(table, pk, ck).await
-    }
-    async fn get_many(
-        &self,
-        table: &str,
-        keys: &[(String, String)],
-    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.inner.get_many(table, keys).await
-    }
-    async fn scan(
-        &self,
-        table: &str,
-        pk: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Row>, StoreError> {
-        self.inner.scan(table, pk, after, limit).await
-    }
-    async fn scan_table(
-        &self,
-        table: &str,
-        after: Option<(&str, &str)>,
-        limit: usize,
-    ) -> Result<Vec<TableRow>, StoreError> {
-        self.inner.scan_table(table, after, limit).await
-    }
-    async fn checkpoint(
-        &self,
-        projection: &str,
-        topic: &str,
-        partition: i32,
-    ) -> Result<Option<i64>, StoreError> {
-        self.first_checkpoint
-            .get_or_init(|| (Instant::now(), process_cpu_s()));
-        self.inner.checkpoint(projection, topic, partition).await
-    }
-    async fn checkpoints(&self, projection: &str) -> Result<Vec<Checkpoint>, StoreError> {
-        self.inner.checkpoints(projection).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Figures
 // ---------------------------------------------------------------------------------------
 
@@ -466,7 +401,7 @@ struct Report {
 
 /// Waits until the checkpoints of version 1 reach `ends`.
 async fn baseline(
-    store: &Noted,
+    store: &fleuve_bench::TimedStore,
     ends: &[Checkpoint],
     started: Instant,
     cpu_started: f64,
@@ -498,11 +433,7 @@ async fn baseline(
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu_end = process_cpu_s();
-    let (joined, cpu_joined) = store
-        .first_checkpoint
-        .get()
-        .copied()
-        .unwrap_or((started, cpu_started));
+    let (joined, cpu_joined) = store.first_checkpoint().unwrap_or((started, cpu_started));
     let join_s = joined.duration_since(started).as_secs_f64();
     let n = n as f64;
     Ok(Baseline {
@@ -818,10 +749,7 @@ async fn main() -> Result<()> {
     let embedded = fleuve_projections::open(&format!("embedded://{}", dir.path().display()))
         .await
         .with_context(|| format!("opening the embedded store in {}", dir.path().display()))?;
-    let noted = Arc::new(Noted {
-        inner: embedded,
-        first_checkpoint: OnceLock::new(),
-    });
+    let noted = Arc::new(fleuve_bench::TimedStore::new(embedded, None));
     let base: Arc<dyn Store> = noted.clone();
     let versions = Versions::open(Arc::clone(&base))
         .await

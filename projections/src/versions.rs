@@ -552,29 +552,32 @@ impl Versions {
             .collect()
     }
 
-    fn route_of(&self, projection: &str) -> Option<Route> {
-        self.routes
+    /// One side of the route of `projection` (version 1 in the base store for a projection
+    /// without versions, such as `exports`). Clones one `Arc`: every query-API read comes here.
+    fn side(
+        &self,
+        projection: &str,
+        pick: fn(&Route) -> (u32, &Arc<dyn Store>),
+    ) -> (u32, Arc<dyn Store>) {
+        let routes = self
+            .routes
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(projection)
-            .cloned()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match routes.get(projection).map(pick) {
+            Some((version, store)) => (version, Arc::clone(store)),
+            None => (1, Arc::clone(&self.base)),
+        }
     }
 
     /// The version the live processor of `projection` writes, and its store view. A
     /// projection without versions (`exports`) is written in the base store.
     pub fn writer(&self, projection: &str) -> (u32, Arc<dyn Store>) {
-        match self.route_of(projection) {
-            Some(r) => (r.routing.writer, r.writer),
-            None => (1, Arc::clone(&self.base)),
-        }
+        self.side(projection, |r| (r.routing.writer, &r.writer))
     }
 
     /// The version the query API reads for `projection`, and its store view.
     pub fn reader(&self, projection: &str) -> (u32, Arc<dyn Store>) {
-        match self.route_of(projection) {
-            Some(r) => (r.routing.reader, r.reader),
-            None => (1, Arc::clone(&self.base)),
-        }
+        self.side(projection, |r| (r.routing.reader, &r.reader))
     }
 
     /// The store view every read goes through: each table is read in the reader version of

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use apache_avro::types::Value;
 use async_trait::async_trait;
 use fleuve_kafka::{KafkaConfig, KafkaError as FleuveKafkaError};
-use fleuve_projections::versions::Versions;
+use fleuve_projections::versions::{self, Versions};
 use fleuve_projections::{Checkpoint, Store, StoreError, WriteBatch, Writes};
 use fleuve_service::ReadyFlag;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -532,7 +532,7 @@ impl Processor {
             {
                 Next::Stop => break,
                 Next::Timer => {
-                    match self.run_timer(&*store, now_ms(), shutdown).await {
+                    match self.run_timer(&*store, versions::now_ms(), shutdown).await {
                         Ok(()) => {}
                         Err(ProcessorError::Interrupted { .. }) => break,
                         Err(e) => return Err(e),
@@ -1107,13 +1107,6 @@ impl Bounds {
     fn done(&self) -> bool {
         self.progress.remaining() == 0 && self.progress.partitions().len() >= self.ends.len()
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 enum Decoded {

@@ -431,3 +431,189 @@ pub async fn follow(client: &Client, projection: &str, version: u32) -> Result<V
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use fleuve_kafka::KafkaConfig;
+    use fleuve_processors::runtime::ProcessorConfig;
+    use fleuve_projections::versions::Versions;
+    use http_body_util::BodyExt as _;
+    use tokio_util::sync::CancellationToken;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    /// The admin routes over an embedded store, building `user_progress` only. No broker:
+    /// every request here is refused before a build would read Kafka.
+    async fn app() -> (Router, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fleuve_projections::open(&format!("embedded://{}", dir.path().display()))
+            .await
+            .unwrap();
+        let versions = Versions::open(store).await.unwrap();
+        let config = ProcessorConfig::new(KafkaConfig::new("127.0.0.1:9"), "http://127.0.0.1:9");
+        let rebuilds = Rebuilds::new(config, versions, CancellationToken::new());
+        let admin = Admin {
+            rebuilds,
+            local: vec!["user_progress"],
+        };
+        (routes(admin), dir)
+    }
+
+    async fn call(
+        app: &Router,
+        method: Method,
+        path: &str,
+        body: &str,
+    ) -> (u16, serde_json::Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    fn code(body: &serde_json::Value) -> &str {
+        body["error"]["code"].as_str().unwrap_or("<none>")
+    }
+
+    #[tokio::test]
+    async fn bad_build_requests_are_refused_with_a_reason_and_record_nothing() {
+        let (app, _dir) = app().await;
+        let long = "x".repeat(10_000);
+        let cases: Vec<(String, u16, &str)> = vec![
+            ("not json".into(), 400, "invalid_body"),
+            (
+                r#"{"projection":"user_progress","extra":1}"#.into(),
+                400,
+                "invalid_body",
+            ),
+            (r#"{"projection":42}"#.into(), 400, "invalid_body"),
+            (
+                r#"{"projection":"playlists"}"#.into(),
+                404,
+                "unknown_projection",
+            ),
+            (
+                format!(r#"{{"projection":"{long}"}}"#),
+                404,
+                "unknown_projection",
+            ),
+            (
+                r#"{"projection":"exports"}"#.into(),
+                404,
+                "unknown_projection",
+            ),
+            (r#"{"projection":"catalog"}"#.into(), 421, "not_here"),
+            (
+                r#"{"projection":"user_progress","name":"a"}"#.into(),
+                400,
+                "invalid_request",
+            ),
+            (
+                r#"{"projection":"user_progress","as_of_ms":99999999999999}"#.into(),
+                400,
+                "invalid_request",
+            ),
+            (
+                r#"{"projection":"user_progress","as_of_ms":-5}"#.into(),
+                400,
+                "invalid_request",
+            ),
+            (
+                r#"{"projection":"user_progress","as_of_ms":1,"name":"../etc"}"#.into(),
+                400,
+                "invalid_parameter",
+            ),
+            (
+                r#"{"projection":"user_progress","as_of_ms":1,"name":"A\u0000B"}"#.into(),
+                400,
+                "invalid_parameter",
+            ),
+            (
+                format!(r#"{{"projection":"user_progress","as_of_ms":1,"name":"{long}"}}"#),
+                400,
+                "invalid_parameter",
+            ),
+        ];
+        for (body, status, expected) in &cases {
+            let (got, answer) = call(&app, Method::POST, "/admin/builds", body).await;
+            assert_eq!(
+                (got, code(&answer)),
+                (*status, *expected),
+                "{body:.80}: {answer}"
+            );
+            assert!(
+                !answer["error"]["message"].as_str().unwrap_or("").is_empty(),
+                "{body:.80}: no message"
+            );
+        }
+        // Nothing was recorded: only the implicit version 1.
+        let (status, list) = call(
+            &app,
+            Method::GET,
+            "/admin/projections/user_progress/versions",
+            "",
+        )
+        .await;
+        assert_eq!(status, 200, "{list}");
+        assert_eq!(list["versions"].as_array().unwrap().len(), 1, "{list}");
+        assert_eq!(
+            list["routing"],
+            serde_json::json!({"reader": 1, "writer": 1})
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_version_paths_are_refused_and_versions_in_use_are_kept() {
+        let (app, _dir) = app().await;
+        let path = |v: &str| format!("/admin/projections/user_progress/versions/{v}");
+        for (v, status, expected) in [
+            ("abc", 400, "invalid_parameter"),
+            ("0", 400, "invalid_parameter"),
+            ("-1", 400, "invalid_parameter"),
+            ("99999999999", 400, "invalid_parameter"),
+            ("7", 404, "unknown_version"),
+        ] {
+            let (got, answer) = call(&app, Method::GET, &path(v), "").await;
+            assert_eq!(
+                (got, code(&answer)),
+                (status, expected),
+                "GET {v}: {answer}"
+            );
+        }
+        let (status, answer) = call(&app, Method::DELETE, &path("1"), "").await;
+        assert_eq!((status, code(&answer)), (409, "conflict"), "{answer}");
+        assert!(answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("in use"));
+        let (status, answer) = call(
+            &app,
+            Method::DELETE,
+            "/admin/projections/catalog/versions/1",
+            "",
+        )
+        .await;
+        assert_eq!((status, code(&answer)), (421, "not_here"), "{answer}");
+        let (status, answer) =
+            call(&app, Method::GET, "/admin/projections/nope/versions", "").await;
+        assert_eq!(
+            (status, code(&answer)),
+            (404, "unknown_projection"),
+            "{answer}"
+        );
+        let (status, v1) = call(&app, Method::GET, &path("v1"), "").await;
+        assert_eq!((status, v1["state"].as_str()), (200, Some("live")), "{v1}");
+    }
+}

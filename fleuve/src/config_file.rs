@@ -13,6 +13,8 @@
 //! store = "embedded:///data/projections"
 //! partitions = 12
 //! query_addr = "0.0.0.0:8080"
+//! processor_batch_max_events = 1000
+//! processor_batch_max_wait_ms = 0
 //! ```
 //!
 //! A key is applied as its `FLEUVE_<KEY>` environment variable unless that variable is
@@ -38,6 +40,8 @@ pub const KEYS: &[&str] = &[
     "registry_addr",
     "ingest_addr",
     "processor_addr",
+    "processor_batch_max_events",
+    "processor_batch_max_wait_ms",
     "exports_partners",
     "jwt_hs256_secret",
     "jwt_rs256_public_key_file",
@@ -102,6 +106,25 @@ mod tests {
                 ("FLEUVE_BROKERS".to_owned(), "k:9092".to_owned()),
                 ("FLEUVE_NO_AUTH".to_owned(), "true".to_owned()),
                 ("FLEUVE_PARTITIONS".to_owned(), "12".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn processor_batch_settings_are_keys() {
+        let vars =
+            parse("processor_batch_max_events = 200\nprocessor_batch_max_wait_ms = 20\n").unwrap();
+        assert_eq!(
+            vars,
+            [
+                (
+                    "FLEUVE_PROCESSOR_BATCH_MAX_EVENTS".to_owned(),
+                    "200".to_owned()
+                ),
+                (
+                    "FLEUVE_PROCESSOR_BATCH_MAX_WAIT_MS".to_owned(),
+                    "20".to_owned()
+                ),
             ]
         );
     }

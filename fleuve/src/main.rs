@@ -37,7 +37,7 @@ use clap::{Args, Parser, Subcommand};
 use fleuve_kafka::{topics, KafkaConfig};
 use fleuve_processors::handlers::exports;
 use fleuve_processors::rebuild::Rebuilds;
-use fleuve_processors::runtime::{Processor, ProcessorConfig};
+use fleuve_processors::runtime::{Processor, ProcessorConfig, MAX_BATCH_EVENTS, MAX_BATCH_WAIT};
 use fleuve_producers::ingest::{self, IngestConfig};
 use fleuve_producers::{Publisher, PublisherConfig};
 use fleuve_projections::versions::Versions;
@@ -157,12 +157,70 @@ struct Listen {
     processor_addr: SocketAddr,
 }
 
+/// How processors batch records (`fleuve process`, `fleuve run`, and the projection builds
+/// they run); see the runtime's docs, `fleuve_processors::runtime`.
+#[derive(Debug, Args)]
+struct Batches {
+    /// Most records a processor applies in one batch, from 1 to 5000.
+    #[arg(
+        long,
+        env = "FLEUVE_PROCESSOR_BATCH_MAX_EVENTS",
+        default_value = "1000",
+        value_name = "N",
+        value_parser = parse_batch_max_events
+    )]
+    processor_batch_max_events: usize,
+    /// Longest a processor waits for more records once a batch has its first one, in
+    /// milliseconds, from 0 to 10000. Records already received are always added (up to
+    /// --processor-batch-max-events); 0 waits for none, so a batch never waits.
+    #[arg(
+        long,
+        env = "FLEUVE_PROCESSOR_BATCH_MAX_WAIT_MS",
+        default_value = "0",
+        value_name = "MS",
+        value_parser = parse_batch_max_wait_ms
+    )]
+    processor_batch_max_wait_ms: u64,
+}
+
+impl Batches {
+    fn apply(&self, config: &mut ProcessorConfig) {
+        config.batch_max_events = self.processor_batch_max_events;
+        config.batch_max_wait = Duration::from_millis(self.processor_batch_max_wait_ms);
+    }
+}
+
+/// `processor_batch_max_events`: a whole number from 1 to [`MAX_BATCH_EVENTS`].
+fn parse_batch_max_events(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_BATCH_EVENTS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "processor_batch_max_events must be a whole number from 1 to {MAX_BATCH_EVENTS}, \
+             got `{value}`"
+        )),
+    }
+}
+
+/// `processor_batch_max_wait_ms`: whole milliseconds from 0 to [`MAX_BATCH_WAIT`].
+fn parse_batch_max_wait_ms(value: &str) -> Result<u64, String> {
+    let max = u64::try_from(MAX_BATCH_WAIT.as_millis()).unwrap_or(u64::MAX);
+    match value.trim().parse::<u64>() {
+        Ok(ms) if ms <= max => Ok(ms),
+        _ => Err(format!(
+            "processor_batch_max_wait_ms must be a whole number of milliseconds from 0 to \
+             {max}, got `{value}`"
+        )),
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole platform in this process (the broker runs separately: `make broker`).
     Run {
         #[command(flatten)]
         listen: Listen,
+        #[command(flatten)]
+        batches: Batches,
     },
     /// Run the schema registry.
     Registry {
@@ -182,6 +240,8 @@ enum Command {
         names: Vec<String>,
         #[command(flatten)]
         listen: Listen,
+        #[command(flatten)]
+        batches: Batches,
     },
     /// Run the query API.
     Query {
@@ -198,6 +258,8 @@ enum Command {
     Config {
         #[command(flatten)]
         listen: Listen,
+        #[command(flatten)]
+        batches: Batches,
     },
     /// Print a signed HS256 token for development and tests (needs FLEUVE_JWT_HS256_SECRET).
     Token {
@@ -451,8 +513,8 @@ async fn run(cli: Cli) -> Result<()> {
             scopes,
             ttl_secs,
         } => return print_token(&sub, &scopes, ttl_secs),
-        Command::Config { listen } => {
-            print_config(common, &listen);
+        Command::Config { listen, batches } => {
+            print_config(common, &listen, &batches);
             return Ok(());
         }
         Command::Registry { listen } => {
@@ -461,7 +523,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ingest { listen } => {
             start_ingest(common, listen.ingest_addr, &shutdown, &mut tasks).await?;
         }
-        Command::Process { names, listen } => {
+        Command::Process {
+            names,
+            listen,
+            batches,
+        } => {
             let names = processor_names(&names)?;
             create_topics(common).await?;
             let store = open_store(common).await?;
@@ -470,13 +536,14 @@ async fn run(cli: Cli) -> Result<()> {
             for name in &names {
                 flags.push(start_processor(
                     common,
+                    &batches,
                     name,
                     Arc::clone(&versions),
                     &shutdown,
                     &mut tasks,
                 )?);
             }
-            let admin = start_rebuilds(common, &versions, &names, &shutdown).await?;
+            let admin = start_rebuilds(common, &batches, &versions, &names, &shutdown).await?;
             serve(
                 listen.processor_addr,
                 ops_only(Arc::new(AllReady(flags))).merge(rebuild_admin::routes(admin)),
@@ -491,7 +558,7 @@ async fn run(cli: Cli) -> Result<()> {
             let versions = follow_versions(store, &shutdown, &mut tasks).await?;
             start_query(common, versions, listen.query_addr, &shutdown, &mut tasks).await?;
         }
-        Command::Run { listen } => {
+        Command::Run { listen, batches } => {
             create_topics(common).await?;
             let registry =
                 start_registry(common, listen.registry_addr, &shutdown, &mut tasks).await?;
@@ -502,6 +569,7 @@ async fn run(cli: Cli) -> Result<()> {
             for name in fleuve_processors::handlers::NAMES {
                 flags.push(start_processor(
                     common,
+                    &batches,
                     name,
                     Arc::clone(&versions),
                     &shutdown,
@@ -510,6 +578,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             let admin = start_rebuilds(
                 common,
+                &batches,
                 &versions,
                 fleuve_processors::handlers::NAMES,
                 &shutdown,
@@ -798,7 +867,7 @@ fn authenticator(common: &Common) -> Result<Option<Authenticator>> {
 }
 
 #[allow(clippy::print_stdout)]
-fn print_config(common: &Common, listen: &Listen) {
+fn print_config(common: &Common, listen: &Listen, batches: &Batches) {
     let file = common
         .config
         .as_ref()
@@ -823,6 +892,14 @@ fn print_config(common: &Common, listen: &Listen) {
     println!("registry_addr = \"{}\"", listen.registry_addr);
     println!("ingest_addr = \"{}\"", listen.ingest_addr);
     println!("processor_addr = \"{}\"", listen.processor_addr);
+    println!(
+        "processor_batch_max_events = {}",
+        batches.processor_batch_max_events
+    );
+    println!(
+        "processor_batch_max_wait_ms = {}",
+        batches.processor_batch_max_wait_ms
+    );
     for key in config_file::KEYS.iter().filter(|k| k.starts_with("jwt_")) {
         let var = format!("FLEUVE_{}", key.to_ascii_uppercase());
         match std::env::var(&var) {
@@ -924,11 +1001,13 @@ const VERSIONS_REFRESH: Duration = Duration::from_millis(500);
 /// The builds of the projections whose processors run here, resuming unfinished ones.
 async fn start_rebuilds(
     common: &Common,
+    batches: &Batches,
     versions: &Arc<Versions>,
     names: &[&'static str],
     shutdown: &CancellationToken,
 ) -> Result<rebuild_admin::Admin> {
-    let config = ProcessorConfig::new(common.kafka("fleuve-rebuild"), &common.registry_url);
+    let mut config = ProcessorConfig::new(common.kafka("fleuve-rebuild"), &common.registry_url);
+    batches.apply(&mut config);
     let local: Vec<&'static str> = names
         .iter()
         .copied()
@@ -1036,6 +1115,7 @@ fn format_ms(ms: i64) -> String {
 
 fn start_processor(
     common: &Common,
+    batches: &Batches,
     name: &str,
     versions: Arc<Versions>,
     shutdown: &CancellationToken,
@@ -1051,10 +1131,11 @@ fn start_processor(
     if name == exports::NAME {
         handler = start_exports_relay(common, Arc::clone(&store), shutdown, tasks)?;
     }
-    let config = ProcessorConfig::new(
+    let mut config = ProcessorConfig::new(
         common.kafka(&format!("fleuve-{name}")),
         &common.registry_url,
     );
+    batches.apply(&mut config);
     let processor = Processor::new(config, handler, store)?.follow_versions(versions);
     let readiness = processor.readiness();
     let token = shutdown.clone();
@@ -1202,6 +1283,162 @@ Ctrl-C stops everything.
 
 #[cfg(test)]
 mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    /// The batch settings `args` give to `process`, `run` or `config`.
+    fn batches(args: &[&str]) -> Result<(usize, u64), String> {
+        let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Process { batches, .. }
+            | Command::Run { batches, .. }
+            | Command::Config { batches, .. } => Ok((
+                batches.processor_batch_max_events,
+                batches.processor_batch_max_wait_ms,
+            )),
+            other => panic!("not a command with batch settings: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn batch_settings_default_to_the_runtimes_and_flags_set_them() {
+        let runtime = ProcessorConfig::new(KafkaConfig::new("127.0.0.1:9092"), "http://r");
+        let runtime_wait = u64::try_from(runtime.batch_max_wait.as_millis()).unwrap();
+        assert_eq!(
+            batches(&["fleuve", "config"]),
+            Ok((runtime.batch_max_events, runtime_wait))
+        );
+        assert_eq!(
+            batches(&[
+                "fleuve",
+                "process",
+                "orders",
+                "--processor-batch-max-events",
+                "200",
+                "--processor-batch-max-wait-ms",
+                "25",
+            ]),
+            Ok((200, 25))
+        );
+        assert_eq!(
+            batches(&[
+                "fleuve",
+                "run",
+                "--processor-batch-max-events=5000",
+                "--processor-batch-max-wait-ms=10000",
+            ]),
+            Ok((5000, 10_000))
+        );
+        assert_eq!(
+            batches(&["fleuve", "config", "--processor-batch-max-events", "1"]),
+            Ok((1, runtime_wait))
+        );
+
+        let cli = Cli::try_parse_from([
+            "fleuve",
+            "process",
+            "all",
+            "--processor-batch-max-events=300",
+            "--processor-batch-max-wait-ms=40",
+        ])
+        .unwrap();
+        let Command::Process { batches, .. } = cli.command else {
+            panic!("not `process`");
+        };
+        let mut config = runtime.clone();
+        batches.apply(&mut config);
+        assert_eq!(config.batch_max_events, 300);
+        assert_eq!(config.batch_max_wait, Duration::from_millis(40));
+    }
+
+    #[test]
+    fn out_of_range_batch_settings_name_the_setting_and_the_range() {
+        let events = "processor_batch_max_events must be a whole number from 1 to 5000";
+        let wait = "processor_batch_max_wait_ms must be a whole number of milliseconds from 0 \
+                    to 10000";
+        for (flag, value, expected) in [
+            ("--processor-batch-max-events", "0", events),
+            ("--processor-batch-max-events", "5001", events),
+            ("--processor-batch-max-events", "-3", events),
+            ("--processor-batch-max-events", "many", events),
+            ("--processor-batch-max-wait-ms", "10001", wait),
+            ("--processor-batch-max-wait-ms", "soon", wait),
+            ("--processor-batch-max-wait-ms", "1.5", wait),
+            ("--processor-batch-max-wait-ms", "20ms", wait),
+        ] {
+            let arg = format!("{flag}={value}");
+            for command in [
+                vec!["fleuve", "process", "all", &arg],
+                vec!["fleuve", "run", &arg],
+                vec!["fleuve", "config", &arg],
+            ] {
+                let err = batches(&command).unwrap_err();
+                assert!(
+                    err.contains(flag) && err.contains(expected),
+                    "{command:?}: {err}"
+                );
+                assert!(err.contains(&format!("got `{value}`")), "{err}");
+            }
+        }
+    }
+
+    /// The ranges in the flags' help are the runtime's.
+    #[test]
+    fn batch_settings_help_states_the_runtimes_bounds() {
+        let cli = Cli::command();
+        let process = cli.find_subcommand("process").unwrap();
+        let help = |id: &str| {
+            process
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default()
+        };
+        assert!(
+            help("processor_batch_max_events").contains(&format!("from 1 to {MAX_BATCH_EVENTS}"))
+        );
+        assert!(help("processor_batch_max_wait_ms")
+            .contains(&format!("from 0 to {}", MAX_BATCH_WAIT.as_millis())));
+    }
+
+    /// Each key of the configuration file is applied as `FLEUVE_<KEY>`: a setting of some
+    /// command must read that variable (the JWT keys are read by `AuthConfig::from_env`).
+    #[test]
+    fn every_file_key_is_a_setting_read_from_its_variable() {
+        let cli = Cli::command();
+        let mut variables: Vec<String> = cli
+            .get_arguments()
+            .chain(cli.get_subcommands().flat_map(|c| c.get_arguments()))
+            .filter_map(|a| a.get_env())
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        variables.sort();
+        for key in config_file::KEYS.iter().filter(|k| !k.starts_with("jwt_")) {
+            let var = format!("FLEUVE_{}", key.to_ascii_uppercase());
+            assert!(
+                variables.binary_search(&var).is_ok(),
+                "`{key}` is applied as {var}, which no setting reads"
+            );
+        }
+        for command in ["process", "run", "config"] {
+            let vars: Vec<String> = cli
+                .find_subcommand(command)
+                .unwrap()
+                .get_arguments()
+                .filter_map(|a| a.get_env())
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            for var in [
+                "FLEUVE_PROCESSOR_BATCH_MAX_EVENTS",
+                "FLEUVE_PROCESSOR_BATCH_MAX_WAIT_MS",
+            ] {
+                assert!(vars.iter().any(|v| v == var), "`{command}` ignores {var}");
+            }
+        }
+    }
+
     /// The query API waits for positions and measures lag on the topics it believes each
     /// projection reads: they must be the processors' own.
     #[test]

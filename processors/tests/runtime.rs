@@ -3,6 +3,8 @@
 //! not Kafka's committed offset, decides what is applied.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod runtime_support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -333,4 +335,178 @@ async fn batch_sizes_out_of_bounds_are_refused() {
         );
         assert!(err.contains(&format!("got {size}")), "{err}");
     }
+    let mut config = ProcessorConfig::new(
+        fleuve_kafka::KafkaConfig::new("127.0.0.1:1"),
+        "http://127.0.0.1:1",
+    );
+    config.batch_max_wait = fleuve_processors::runtime::MAX_BATCH_WAIT + Duration::from_millis(1);
+    let err = Processor::new(config, Arc::new(UserProgress), Arc::clone(&store))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "processor `user_progress`: invalid settings: batch_max_wait must be from 0 to 10000 ms, \
+         got 10001 ms"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_bounded_by_size() {
+    use runtime_support::{wait_for, Tally, TestStore};
+    const NAME: &str = "tally_batch_size";
+    let kafka = Kafka::start().await;
+    kafka.create_topic(&format!("dlq.{NAME}"), 1);
+    let publisher = Publisher::new(PublisherConfig::new(
+        kafka.config(),
+        &kafka.registry_url,
+        "test",
+    ))
+    .unwrap();
+    // All queued before the processor starts: batches are as large as allowed.
+    runtime_support::publish(&publisher, 0..40, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(runtime_support::embedded(dir.path()).await);
+    let running = runtime_support::start_with(&kafka, Tally::new(NAME), store.clone(), |c| {
+        c.batch_max_events = 3;
+    });
+    wait_for("40 events applied", Duration::from_secs(60), async || {
+        (store.applied().len() == 40).then_some(())
+    })
+    .await;
+    running.stop().await.unwrap();
+    let sizes = store.batch_sizes();
+    assert_eq!(sizes.iter().sum::<usize>(), 40);
+    assert!(sizes.iter().all(|n| *n <= 3), "{sizes:?}");
+    assert!(
+        sizes.iter().filter(|n| **n == 3).count() >= 10,
+        "batches not filled: {sizes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_wait_from_their_first_record_and_end_on_shutdown() {
+    use runtime_support::{wait_for, Tally, TestStore};
+    const NAME: &str = "tally_batch_wait";
+    const WAIT: Duration = Duration::from_millis(1500);
+    let kafka = Kafka::start().await;
+    kafka.create_topic(&format!("dlq.{NAME}"), 1);
+    let publisher = Publisher::new(PublisherConfig::new(
+        kafka.config(),
+        &kafka.registry_url,
+        "test",
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(runtime_support::embedded(dir.path()).await);
+    let running = runtime_support::start_with(&kafka, Tally::new(NAME), store.clone(), |c| {
+        c.batch_max_wait = WAIT;
+    });
+    runtime_support::publish(&publisher, 0..1, 1).await;
+    wait_for(
+        "the first event applied",
+        Duration::from_secs(60),
+        async || (store.applied().len() == 1).then_some(()),
+    )
+    .await;
+
+    // A second event opens a batch that waits for more: a third one joins it.
+    let opened = Instant::now();
+    runtime_support::publish(&publisher, 1..2, 1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(store.applied().len(), 1, "applied before the wait was over");
+    runtime_support::publish(&publisher, 2..3, 1).await;
+    wait_for("the batch applied", Duration::from_secs(30), async || {
+        (store.applied().len() == 3).then_some(())
+    })
+    .await;
+    let took = opened.elapsed();
+    assert!(took >= WAIT, "the batch ended after {took:?}");
+    assert_eq!(store.batch_sizes(), [1, 2], "one batch for the two events");
+
+    // Shutdown ends a waiting batch at once, and what it holds is applied.
+    runtime_support::publish(&publisher, 3..4, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = Instant::now();
+    running.stop().await.unwrap();
+    assert!(
+        stopping.elapsed() < WAIT,
+        "shutdown waited for the batch: {:?}",
+        stopping.elapsed()
+    );
+    assert_eq!(store.batch_sizes(), [1, 2, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_was_consumed_applied_and_dead_lettered() {
+    use runtime_support::{checkpoints, end_offsets, tally_rows, wait_for, Tally};
+    const NAME: &str = "tally_metrics";
+    const USERS: u64 = 5;
+    let metric = |name: &str, extra: &[(&str, &str)]| {
+        let mut labels = vec![("processor", NAME)];
+        labels.extend_from_slice(extra);
+        runtime_support::metric(name, &labels)
+    };
+    let snapshot = || {
+        [
+            metric("fleuve_processor_events_consumed_total", &[]),
+            metric("fleuve_processor_events_applied_total", &[]),
+            metric(
+                "fleuve_processor_events_dead_lettered_total",
+                &[("reason", "undecodable")],
+            ),
+            metric(
+                "fleuve_processor_events_dead_lettered_total",
+                &[("reason", "rejected")],
+            ),
+            metric("fleuve_processor_freshness_seconds", &[]),
+            metric("fleuve_processor_batch_duration_seconds", &[]),
+        ]
+    };
+    let kafka = Kafka::start().await;
+    kafka.create_topic(&format!("dlq.{NAME}"), 1);
+    let publisher = Publisher::new(PublisherConfig::new(
+        kafka.config(),
+        &kafka.registry_url,
+        "test",
+    ))
+    .unwrap();
+    // 40 events, one of them rejected by the handler, and one record that is not Avro.
+    runtime_support::publish(&publisher, 0..20, USERS).await;
+    raw(&kafka, "u-1", b"not avro at all").await;
+    let mut refused = runtime_support::event(20, USERS);
+    refused.device = "reject".into();
+    publisher.publish(&refused).await.unwrap();
+    runtime_support::publish(&publisher, 21..40, USERS).await;
+
+    let before = snapshot();
+    let dir = tempfile::tempdir().unwrap();
+    let store = runtime_support::embedded(dir.path()).await;
+    let running = runtime_support::start(&kafka, Tally::new(NAME), Arc::clone(&store));
+    let ends = end_offsets(&kafka);
+    wait_for(
+        "every record handled",
+        Duration::from_secs(60),
+        async || {
+            (tally_rows(&*store).await.len() == 39 && checkpoints(&*store, NAME).await == ends)
+                .then_some(())
+        },
+    )
+    .await;
+    running.stop().await.unwrap();
+    let after = snapshot();
+    let delta: Vec<f64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+
+    let [consumed, applied, undecodable, rejected, freshness, batches] = delta[..] else {
+        unreachable!()
+    };
+    assert_eq!(consumed, 41.0, "records consumed");
+    assert_eq!(applied, 39.0, "events applied");
+    assert_eq!(undecodable, 1.0, "dead letters: undecodable");
+    assert_eq!(rejected, 1.0, "dead letters: rejected");
+    assert_eq!(freshness, 39.0, "one freshness sample per applied event");
+    assert!(
+        (1.0..=41.0).contains(&batches),
+        "batch durations observed: {batches}"
+    );
+    assert_eq!(kafka.read_all(&format!("dlq.{NAME}")).len(), 2);
 }

@@ -2,9 +2,7 @@
 //!
 //! One [`Processor`] runs one [`Handler`] in its own consumer group (`fleuve-<name>`):
 //!
-//! 1. poll a batch: the first record, then every record already received, up to
-//!    [`ProcessorConfig::batch_max_events`] (or what arrives within
-//!    [`ProcessorConfig::batch_max_wait`] of the first one, when that is set);
+//! 1. poll a batch (see [Batches](#batches) below);
 //! 2. per partition, compare each record with the handler's checkpoint (the next offset it
 //!    has to apply, read from the store): records below it were applied already and are
 //!    skipped; a record above it means Kafka's committed offset is ahead of the store, so the
@@ -22,6 +20,25 @@
 //! (and which the read models make idempotent where a store cannot apply a batch
 //! atomically). A dead letter may be written twice when a crash falls between steps 4 and 5.
 //!
+//! # Batches
+//!
+//! A batch is bounded by size and by time. The processor waits, with no limit, for a first
+//! record (or for something else to do: a timer tick, newly assigned partitions, a new
+//! version of the projection to write, shutdown). From the moment that record is
+//! received, it adds records until the batch holds [`ProcessorConfig::batch_max_events`]
+//! records or [`ProcessorConfig::batch_max_wait`] has passed, whichever comes first.
+//! Records already received by the consumer (librdkafka fetches ahead into a local queue)
+//! are always taken, even once the wait is over, up to the size bound; the wait only
+//! decides how long to wait for records that have not arrived yet. So with a wait of zero,
+//! the default, a batch is the first record plus whatever is already queued behind it, and
+//! never waits: at low rates each event is applied as soon as it arrives, under load the
+//! queue fills batches anyway. A wait delays the batch's first event by at most that much
+//! (at most [`MAX_BATCH_WAIT`]), and ends early on shutdown.
+//!
+//! A rebalance may revoke partitions while a batch is read. Records read before it whose
+//! partition is no longer assigned are dropped, not applied: the partition's new owner
+//! applies them from the store checkpoint.
+//!
 //! Handlers with a timer ([`Handler::timer`]) are also called between batches to make
 //! time-driven changes (a catalogue window that opens or closes with no event).
 //!
@@ -32,7 +49,7 @@
 mod dlq;
 mod metrics;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -111,6 +128,10 @@ pub trait Handler: Send + Sync + std::fmt::Debug + 'static {
 /// must not exceed.
 pub const MAX_BATCH_EVENTS: usize = 5_000;
 
+/// Longest [`ProcessorConfig::batch_max_wait`]: what a batch's first event may wait for
+/// company before it is applied.
+pub const MAX_BATCH_WAIT: Duration = Duration::from_secs(10);
+
 /// Longest wait for the last offset commit on shutdown (the store checkpoints are the
 /// truth: a commit lost here only makes the next start skip a few records again).
 const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -121,13 +142,13 @@ pub struct ProcessorConfig {
     pub kafka: KafkaConfig,
     /// Base URL of the schema registry.
     pub registry_url: String,
-    /// Most records in one batch, from 1 to [`MAX_BATCH_EVENTS`].
+    /// Most records in one batch, from 1 to [`MAX_BATCH_EVENTS`] (default 1,000).
     pub batch_max_events: usize,
-    /// Longest wait for a batch to fill once its first record has arrived.
-    /// Extra time to wait for a batch to fill once its first record has arrived. Zero (the
-    /// default) ends the batch as soon as no received record is waiting: under load the
-    /// consumer's prefetch queue fills batches anyway, and at low rates events are applied
-    /// without delay.
+    /// Longest wait for records that have not arrived yet, counted from the receipt of a
+    /// batch's first record, up to [`MAX_BATCH_WAIT`]. Zero (the default) ends the batch as
+    /// soon as no received record is waiting: under load the consumer's prefetch queue fills
+    /// batches anyway, and at low rates events are applied without delay. See the module
+    /// docs, [Batches](self#batches).
     pub batch_max_wait: Duration,
     /// Longest pause between two retries of a transient failure.
     pub max_backoff: Duration,
@@ -145,6 +166,25 @@ impl ProcessorConfig {
             max_backoff: Duration::from_secs(5),
             statistics_interval: Duration::from_secs(5),
         }
+    }
+
+    /// Checks the batch bounds.
+    fn validate(&self, processor: &'static str) -> Result<(), ProcessorError> {
+        let reason = if !(1..=MAX_BATCH_EVENTS).contains(&self.batch_max_events) {
+            format!(
+                "batch_max_events must be from 1 to {MAX_BATCH_EVENTS}, got {}",
+                self.batch_max_events
+            )
+        } else if self.batch_max_wait > MAX_BATCH_WAIT {
+            format!(
+                "batch_max_wait must be from 0 to {} ms, got {} ms",
+                MAX_BATCH_WAIT.as_millis(),
+                self.batch_max_wait.as_millis()
+            )
+        } else {
+            return Ok(());
+        };
+        Err(ProcessorError::Config { processor, reason })
     }
 }
 
@@ -332,15 +372,7 @@ impl Processor {
         store: Arc<dyn Store>,
     ) -> Result<Self, ProcessorError> {
         let name = handler.name();
-        if !(1..=MAX_BATCH_EVENTS).contains(&config.batch_max_events) {
-            return Err(ProcessorError::Config {
-                processor: name,
-                reason: format!(
-                    "batch_max_events must be from 1 to {MAX_BATCH_EVENTS}, got {}",
-                    config.batch_max_events
-                ),
-            });
-        }
+        config.validate(name)?;
         let kafka_err = |source| ProcessorError::Kafka {
             processor: name,
             source,
@@ -381,6 +413,7 @@ impl Processor {
         progress: Arc<BuildProgress>,
     ) -> Result<Self, ProcessorError> {
         let name = handler.name();
+        config.validate(name)?;
         let context = RebalanceContext {
             generation: AtomicU64::new(0),
             name,
@@ -526,7 +559,7 @@ impl Processor {
             if self.bounds.as_ref().is_some_and(Bounds::done) {
                 break;
             }
-            let batch = match self
+            let mut batch = match self
                 .poll_batch(shutdown, timer.as_mut(), changes.as_mut())
                 .await?
             {
@@ -586,6 +619,7 @@ impl Processor {
                     // Partitions may have moved: forget what we knew and re-read checkpoints.
                     cursors.clear();
                     seen_generation = generation;
+                    batch = self.retain_assigned(batch);
                 }
                 match self
                     .position_assigned(&*store, &mut cursors, shutdown)
@@ -632,6 +666,44 @@ impl Processor {
         }
         tracing::info!(processor = name, "processor stopped");
         Ok(())
+    }
+
+    /// Keeps the records of the partitions assigned to this consumer now. A rebalance runs
+    /// while the consumer waits for records, possibly in the middle of a batch: the records
+    /// read before it may belong to partitions revoked since, which their new owner reads
+    /// and applies from the store checkpoint, so applying them here too would apply them
+    /// twice. Records of a partition assigned again are kept (no other consumer had it in
+    /// between). When the assignment cannot be read the whole batch is dropped: the
+    /// partitions still owned are read again from their checkpoints.
+    fn retain_assigned(&self, batch: Vec<OwnedMessage>) -> Vec<OwnedMessage> {
+        if batch.is_empty() {
+            return batch;
+        }
+        let name = self.handler.name();
+        let assigned: HashSet<(String, i32)> = match self.consumer.assignment() {
+            Ok(tpl) => tpl
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_owned(), e.partition()))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(processor = name, error = %e, records = batch.len(), "cannot read the assignment after a rebalance; dropping the batch");
+                return Vec::new();
+            }
+        };
+        let read = batch.len();
+        let kept: Vec<OwnedMessage> = batch
+            .into_iter()
+            .filter(|m| assigned.contains(&(m.topic().to_owned(), m.partition())))
+            .collect();
+        if kept.len() < read {
+            tracing::info!(
+                processor = name,
+                dropped = read - kept.len(),
+                "dropping records of partitions revoked while the batch was read"
+            );
+        }
+        kept
     }
 
     /// Assigns a bounded build every partition it has to read, at its checkpoint in the
@@ -770,9 +842,23 @@ impl Processor {
                 return Ok(Next::Batch(batch));
             }
         }
+        // The wait is counted from the first record's receipt. `timeout_at` polls `recv`
+        // before its deadline, so a record already received is taken even once the wait is
+        // over (and with no wait at all): only records still to arrive are waited for.
         let deadline = tokio::time::Instant::now() + self.config.batch_max_wait;
+        let waits = !self.config.batch_max_wait.is_zero();
         while batch.len() < self.config.batch_max_events {
-            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+            let next = tokio::time::timeout_at(deadline, self.consumer.recv());
+            let received = if waits {
+                tokio::select! {
+                    // Shutdown ends the batch: what it holds is applied, the rest read again.
+                    () = shutdown.cancelled() => break,
+                    r = next => r,
+                }
+            } else {
+                next.await
+            };
+            match received {
                 Ok(Ok(m)) => batch.push(m.detach()),
                 Ok(Err(e)) => {
                     tracing::warn!(processor = name, error = %e, "consumer error");

@@ -2,12 +2,12 @@
 //!
 //! * [`runtime`]: the consumer runtime every processor shares. A consumer group per
 //!   processor; batches bounded by count and time; events decoded through the schema
-//!   registry; the projection write and the per-partition checkpoints applied atomically by
-//!   the handler; Kafka offsets stored only after that write. The store's checkpoint is the
-//!   truth: events at or below it are skipped, and the consumer seeks back to it when Kafka's
-//!   committed offset is ahead. Events that cannot be decoded or that the handler rejects go
-//!   to `dlq.<processor>` with the reason in headers; transient store or registry errors are
-//!   retried with backoff, never skipped.
+//!   registry; the handler's writes and the batch's checkpoints (per partition, the next
+//!   offset to apply) handed to the store in one `Store::apply`; Kafka offsets stored only
+//!   after it returns. The store's checkpoint is the truth: records below it are skipped,
+//!   and the consumer seeks back to it when Kafka's committed offset is ahead. Events that
+//!   cannot be decoded or that the handler rejects go to `dlq.<processor>` with the reason
+//!   in headers; transient store or registry errors are retried with backoff, never skipped.
 //! * [`handlers`]: one folder per processor (`user_progress`, `bookmarks`, `catalog`,
 //!   `orders`, `inventory`), each folding its events into its read model of
 //!   `fleuve_projections`; a handler reads the rows it needs once per batch and returns the
@@ -17,6 +17,33 @@
 //!   live one (a bounded processor: no group, every partition up to end offsets), then
 //!   switches the live processor and the query API to it; or a snapshot as of a past
 //!   instant. `fleuve rebuild` drives it through the processors' admin endpoints.
+//!
+//! # Exactly once in effect
+//!
+//! Kafka delivers at least once: after a crash or a rebalance the batch in flight comes
+//! again. What one `apply` guarantees depends on the store, and on both the projection ends
+//! as one clean pass over the log leaves it:
+//!
+//! * **Embedded store**: the batch's writes and its checkpoints are committed in one fjall
+//!   write batch, atomically. After a crash both are there or neither is: the records of
+//!   a committed batch come back below their checkpoint and are skipped, those of a batch
+//!   that was not committed are applied as the first time.
+//! * **ScyllaDB**: nothing larger than one row mutation is atomic. `apply` writes the
+//!   batch's derived rows, then its state rows (`fleuve_projections::Writes`), then the
+//!   checkpoints; every row mutation is written `USING TIMESTAMP` derived from its event's
+//!   offset, every checkpoint `USING TIMESTAMP` its offset. A crash in between leaves rows
+//!   ahead of their checkpoint, and the processor folds the same records again. The read
+//!   models make that replay converge on a single apply: ScyllaDB keeps the write with the
+//!   highest timestamp, so a replayed write of an earlier event never undoes a later one;
+//!   rows that accumulate (stock, order timelines, catalogue state) carry the offset of the
+//!   last event they applied, so a replayed event is recognised and skipped, neither
+//!   applied twice nor rejected; and because derived rows are written first, a state row
+//!   that does not show an event yet means the replay derives the same rows again, with the
+//!   same timestamps. Checkpoints never move back: a lower offset has a lower timestamp.
+//!
+//! A dead letter may be written twice (it is sent before the `apply`). The golden tests
+//! (`tests/golden.rs`) run every case on each backend they can reach, also with every batch
+//! applied twice and with every batch cut short after its derived rows.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

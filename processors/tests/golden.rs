@@ -17,8 +17,15 @@
 //! applied again (a crash half-way through a ScyllaDB apply, which writes derived rows
 //! before state rows). Dead letters are compared for the first way.
 //!
+//! Every case runs against every store backend, as the store conformance suite does
+//! (`fleuve_projections::testing`): the embedded store always, ScyllaDB when `SCYLLA_URI` is
+//! set (for example `SCYLLA_URI=scylla://127.0.0.1:9042`), each way of running a case in a
+//! fresh store (a new directory, a new keyspace). Tests are named by backend
+//! (`embedded::bookmarks`, `scylla::bookmarks`), and so is each failure they report.
+//!
 //! `FLEUVE_BLESS=1 cargo test -p fleuve-processors --test golden` rewrites the
-//! `expected.json` files from the current output; review the diff before committing it.
+//! `expected.json` files from the embedded store's output (the ScyllaDB tests then only
+//! say they were skipped); review the diff before committing it.
 
 // Test helpers outside #[test] functions unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -29,7 +36,7 @@ use std::sync::Arc;
 
 use fleuve_processors::handlers;
 use fleuve_processors::runtime::{Handler, Incoming};
-use fleuve_projections::embedded::EmbeddedStore;
+use fleuve_projections::testing::{Backend, FreshStore};
 use fleuve_projections::{Store, WriteBatch};
 use serde_json::{json, Value as Json};
 
@@ -163,8 +170,14 @@ async fn apply(
     }
 }
 
-async fn run(processor: &str, steps: &[Step], mode: Mode, dir: &Path) -> Json {
-    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.to_str().unwrap()).await.unwrap());
+/// Feeds `steps` to `processor` in a fresh store of `backend`, and returns what it left
+/// there, with the store (kept until the comparison is done).
+async fn run(backend: Backend, processor: &str, steps: &[Step], mode: Mode) -> (Json, FreshStore) {
+    let fresh = backend
+        .fresh()
+        .await
+        .unwrap_or_else(|e| panic!("cannot open a fresh {backend} store for `{processor}`: {e}"));
+    let store = Arc::clone(fresh.store());
     let handler = handlers::by_name(processor).unwrap();
     let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
     let mut batch: Vec<Incoming> = Vec::new();
@@ -268,7 +281,7 @@ async fn run(processor: &str, steps: &[Step], mode: Mode, dir: &Path) -> Json {
             tables.insert((*table).to_owned(), Json::Array(rows));
         }
     }
-    json!({"tables": tables, "dead_letters": dead})
+    (json!({"tables": tables, "dead_letters": dead}), fresh)
 }
 
 fn cases(processor: &str) -> Vec<PathBuf> {
@@ -285,13 +298,33 @@ fn cases(processor: &str) -> Vec<PathBuf> {
     cases
 }
 
-async fn golden(processor: &str) {
+/// Where a run's store is, for a failure message: the keyspace a ScyllaDB run leaves on the
+/// cluster (an embedded run's directory is gone by the time the message is read).
+fn kept_at(fresh: &FreshStore) -> String {
+    match fresh.backend() {
+        Backend::Scylla => format!(" (store left in {})", fresh.location()),
+        Backend::Embedded => String::new(),
+    }
+}
+
+/// Runs every golden case of `processor` against `backend`, the four ways.
+async fn golden(backend: Backend, processor: &str) {
+    if let Some(why) = backend.skip_reason() {
+        eprintln!("{why}: golden cases of `{processor}` skipped on the {backend} store");
+        return;
+    }
     let bless = std::env::var_os("FLEUVE_BLESS").is_some();
+    if bless && backend != Backend::Embedded {
+        eprintln!(
+            "FLEUVE_BLESS rewrites expected.json from the embedded store: golden cases of \
+             `{processor}` not compared on the {backend} store"
+        );
+        return;
+    }
     let mut failures = Vec::new();
     for case in cases(processor) {
         let steps = load(&case.join("events.jsonl"));
-        let tmp = tempfile::tempdir().unwrap();
-        let out = run(processor, &steps, Mode::OneBatch, &tmp.path().join("a")).await;
+        let (out, fresh) = run(backend, processor, &steps, Mode::OneBatch).await;
         let expected_path = case.join("expected.json");
         if bless {
             let mut text = serde_json::to_string_pretty(&out).unwrap();
@@ -302,7 +335,7 @@ async fn golden(processor: &str) {
             Ok(text) => serde_json::from_str(&text).unwrap(),
             Err(e) => {
                 failures.push(format!(
-                    "{}: {e}; write it with FLEUVE_BLESS=1",
+                    "[{backend}] {}: {e}; write it with FLEUVE_BLESS=1",
                     expected_path.display()
                 ));
                 continue;
@@ -310,12 +343,14 @@ async fn golden(processor: &str) {
         };
         if out != expected {
             failures.push(format!(
-                "{}: output differs from expected.json:\n{}",
+                "[{backend}] {}: output differs from expected.json{}:\n{}",
                 case.display(),
+                kept_at(&fresh),
                 serde_json::to_string_pretty(&out).unwrap()
             ));
             continue;
         }
+        drop(fresh);
         for (mode, name) in [
             (Mode::OneEventPerBatch, "one event per batch"),
             (Mode::EveryBatchTwice, "every batch applied twice"),
@@ -324,29 +359,27 @@ async fn golden(processor: &str) {
                 "every batch cut short after its derived writes",
             ),
         ] {
-            let other = run(processor, &steps, mode, &tmp.path().join(name)).await;
+            let (other, fresh) = run(backend, processor, &steps, mode).await;
             if other["tables"] != expected["tables"] {
                 failures.push(format!(
-                    "{} ({name}): tables differ from expected.json:\n{}",
+                    "[{backend}] {} ({name}): tables differ from expected.json{}:\n{}",
                     case.display(),
+                    kept_at(&fresh),
                     serde_json::to_string_pretty(&other["tables"]).unwrap()
                 ));
             }
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} golden run(s) of `{processor}` failed on the {backend} store:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
-macro_rules! golden_tests {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        async fn $name() {
-            golden(stringify!($name)).await;
-        }
-    )*};
-}
-
-golden_tests!(user_progress, bookmarks, catalog, orders, inventory);
+// Tests `embedded::<processor>` and `scylla::<processor>`.
+fleuve_projections::backend_tests!(golden => user_progress, bookmarks, catalog, orders, inventory);
 
 #[test]
 fn every_processor_has_golden_cases() {

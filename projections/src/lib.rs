@@ -18,7 +18,8 @@
 //! [`Staging`] is the read-before-write helper processors fold batches with; [`paging`]
 //! turns partitions into pages with opaque cursors. [`versions`] keeps several builds of a
 //! projection in one store (a rebuild beside the live one, snapshots as of a past instant)
-//! and routes reads and writes to the right one.
+//! and routes reads and writes to the right one. [`testing`] opens a fresh store of each
+//! backend for test suites, and [`backend_tests!`] runs a suite's cases against every one.
 //!
 //! Backends are chosen by URL with [`open`]:
 //!
@@ -50,6 +51,7 @@ pub mod progress;
 pub mod scylla;
 mod staging;
 mod store;
+pub mod testing;
 pub mod versions;
 
 pub use model::{stamp, Checkpoint, Page, PageRequest};

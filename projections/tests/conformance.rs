@@ -2,12 +2,12 @@
 //! embedded store always, ScyllaDB when `SCYLLA_URI` is set (for example
 //! `SCYLLA_URI=scylla://127.0.0.1:9042`; each scenario gets a fresh keyspace). No ScyllaDB
 //! server runs in this repository's CI, so there the ScyllaDB tests only print that they
-//! were skipped.
+//! were skipped. The backends and their fresh stores come from
+//! `fleuve_projections::testing`, which the processors' golden tests use too.
 
 // Test helpers outside #[test] functions unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
 use std::sync::Arc;
 
 use fleuve_projections::{
@@ -209,6 +209,132 @@ async fn scenario_partition_delete(store: Arc<dyn Store>) {
     );
 }
 
+/// A write in a later batch, with a higher `ts`, shows after a delete of its row or of its
+/// partition, also when it writes a row the delete removed. (On ScyllaDB the tombstones,
+/// written at `2·ts` for a partition and `2·ts + 1` for a row, are older than the write.)
+async fn scenario_writes_after_deletes_in_later_batches(store: Arc<dyn Store>) {
+    store
+        .apply(batch(
+            vec![
+                put(T, "u", "a", "1", 1),
+                put(T, "u", "b", "1", 1),
+                put(T, "v", "a", "keep", 1),
+            ],
+            vec![],
+        ))
+        .await
+        .unwrap();
+    store
+        .apply(batch(vec![del_partition(T, "u", 5)], vec![]))
+        .await
+        .unwrap();
+    assert!(cks(&store, T, "u").await.is_empty());
+    // The next event writes a row the partition delete removed, and a new one.
+    store
+        .apply(batch(
+            vec![put(T, "u", "a", "2", 6), put(T, "u", "c", "2", 6)],
+            vec![],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(cks(&store, T, "u").await, ["a", "c"]);
+    assert_eq!(value(&store, T, "u", "a").await.as_deref(), Some("2"));
+    // A row delete, then the row again.
+    store
+        .apply(batch(vec![del(T, "u", "a", 7)], vec![]))
+        .await
+        .unwrap();
+    assert_eq!(value(&store, T, "u", "a").await, None);
+    store
+        .apply(batch(vec![put(T, "u", "a", "3", 8)], vec![]))
+        .await
+        .unwrap();
+    assert_eq!(value(&store, T, "u", "a").await.as_deref(), Some("3"));
+    // One event deletes the partition and writes a row it held back, over rows of earlier
+    // batches; delivered twice.
+    let erase_and_write = batch(
+        vec![del_partition(T, "u", 9), put(T, "u", "c", "4", 9)],
+        vec![],
+    );
+    store.apply(erase_and_write.clone()).await.unwrap();
+    store.apply(erase_and_write).await.unwrap();
+    assert_eq!(cks(&store, T, "u").await, ["c"]);
+    assert_eq!(value(&store, T, "u", "c").await.as_deref(), Some("4"));
+    store
+        .apply(batch(vec![put(T, "u", "a", "5", 10)], vec![]))
+        .await
+        .unwrap();
+    assert_eq!(cks(&store, T, "u").await, ["a", "c"]);
+    assert_eq!(value(&store, T, "u", "a").await.as_deref(), Some("5"));
+    assert_eq!(value(&store, T, "v", "a").await.as_deref(), Some("keep"));
+}
+
+/// A row deleted then written in one batch, or written then deleted, ends as its last write
+/// says: whether the store held it before the batch or not, and whether both writes come
+/// from one event (one `ts`) or from two. Delivering the batch again changes nothing.
+async fn scenario_delete_and_put_of_one_row_in_one_batch(store: Arc<dyn Store>) {
+    store
+        .apply(batch(
+            ["a", "b", "c", "d"]
+                .iter()
+                .map(|ck| put(T, "u", ck, "old", 1))
+                .collect(),
+            vec![],
+        ))
+        .await
+        .unwrap();
+    let b = batch(
+        vec![
+            // Rows the store holds; one event.
+            del(T, "u", "a", 5),
+            put(T, "u", "a", "new", 5),
+            put(T, "u", "b", "new", 5),
+            del(T, "u", "b", 5),
+            // Rows the store holds; two events.
+            del(T, "u", "c", 5),
+            put(T, "u", "c", "new", 6),
+            put(T, "u", "d", "new", 5),
+            del(T, "u", "d", 6),
+            // Rows the store never held; one event.
+            del(T, "u", "e", 6),
+            put(T, "u", "e", "new", 6),
+            put(T, "u", "f", "new", 6),
+            del(T, "u", "f", 6),
+        ],
+        vec![cp(0, 7)],
+    );
+    let expected = [
+        ("a", Some("new")),
+        ("b", None),
+        ("c", Some("new")),
+        ("d", None),
+        ("e", Some("new")),
+        ("f", None),
+    ];
+    for delivery in ["first delivery", "redelivery"] {
+        store.apply(b.clone()).await.unwrap();
+        for (ck, want) in expected {
+            assert_eq!(
+                value(&store, T, "u", ck).await.as_deref(),
+                want,
+                "row {ck} after the {delivery}"
+            );
+        }
+        assert_eq!(cks(&store, T, "u").await, ["a", "c", "e"], "{delivery}");
+        assert_eq!(next_offset(&store, 0).await, Some(7), "{delivery}");
+    }
+    // Rows deleted last come back with a later event.
+    store
+        .apply(batch(
+            vec![put(T, "u", "b", "again", 7), put(T, "u", "d", "again", 7)],
+            vec![cp(0, 8)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(cks(&store, T, "u").await, ["a", "b", "c", "d", "e"]);
+    assert_eq!(value(&store, T, "u", "d").await.as_deref(), Some("again"));
+}
+
 async fn scenario_scan_orders_by_clustering_bytes(store: Arc<dyn Store>) {
     let keys = ["b", "a", "ab", "B", "é", "a\u{0}", "0", "z", "~"];
     store
@@ -369,6 +495,56 @@ async fn scenario_checkpoints_monotonic_and_separate(store: Arc<dyn Store>) {
     assert!(store.checkpoints("nobody").await.unwrap().is_empty());
 }
 
+/// Checkpoints are kept per (projection, topic, partition). A lower checkpoint than the
+/// stored one, in a later batch or beside a higher one in the same batch, leaves the stored
+/// one as it is, and so does an equal one.
+async fn scenario_stale_checkpoints_per_topic(store: Arc<dyn Store>) {
+    let orders = |partition: i32, next_offset: i64| Checkpoint {
+        topic: "orders".into(),
+        partition,
+        next_offset,
+    };
+    store
+        .apply(batch(vec![], vec![cp(0, 10), orders(0, 3)]))
+        .await
+        .unwrap();
+    assert_eq!(next_offset(&store, 0).await, Some(10));
+    assert_eq!(
+        store.checkpoint("conformance", "orders", 0).await.unwrap(),
+        Some(3)
+    );
+    // A stale checkpoint of one topic beside a newer one of the other, same partition.
+    store
+        .apply(batch(vec![], vec![cp(0, 4), orders(0, 5)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_offset(&store, 0).await,
+        Some(10),
+        "a checkpoint went back"
+    );
+    assert_eq!(
+        store.checkpoint("conformance", "orders", 0).await.unwrap(),
+        Some(5)
+    );
+    store.apply(batch(vec![], vec![cp(0, 10)])).await.unwrap();
+    assert_eq!(next_offset(&store, 0).await, Some(10));
+    store
+        .apply(batch(
+            vec![],
+            vec![orders(0, 2), orders(0, 9), orders(0, 6)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.checkpoint("conformance", "orders", 0).await.unwrap(),
+        Some(9)
+    );
+    let mut all = store.checkpoints("conformance").await.unwrap();
+    all.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    assert_eq!(all, vec![orders(0, 9), cp(0, 10)]);
+}
+
 async fn scenario_reapplying_a_batch_is_idempotent(store: Arc<dyn Store>) {
     let b = batch(
         vec![
@@ -465,74 +641,19 @@ async fn scenario_ping(store: Arc<dyn Store>) {
 // Backends
 // ---------------------------------------------------------------------------------------
 
-/// Runs `scenario` against a fresh embedded store in a temporary directory.
-async fn with_embedded<F, Fut>(scenario: F)
-where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("embedded://{}", dir.path().display());
-    let store = open(&url).await.unwrap();
-    scenario(store).await;
-}
-
-/// Runs `scenario` against ScyllaDB in a fresh keyspace when `SCYLLA_URI` is set.
-#[cfg(feature = "scylla")]
-async fn with_scylla<F, Fut>(name: &str, scenario: F)
-where
-    F: FnOnce(Arc<dyn Store>) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let Ok(uri) = std::env::var("SCYLLA_URI") else {
-        eprintln!("SCYLLA_URI is not set: ScyllaDB scenario `{name}` skipped");
-        return;
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let keyspace = format!(
-        "fleuve_test_{}_{}",
-        std::process::id(),
-        nanos % 1_000_000_000
-    );
-    let store = open(&format!("{}/{keyspace}", uri.trim_end_matches('/')))
-        .await
-        .unwrap();
-    scenario(store).await;
-}
-
-macro_rules! backends {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::with_embedded(super::$name).await;
-                }
-            )*
-        }
-        #[cfg(feature = "scylla")]
-        mod scylla {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::with_scylla(stringify!($name), super::$name).await;
-                }
-            )*
-        }
-    };
-}
-
-backends!(
+// Tests `embedded::<scenario>` and `scylla::<scenario>`, each in a fresh store
+// (`fleuve_projections::testing`).
+fleuve_projections::backend_tests!(
     scenario_put_get_delete,
     scenario_later_writes_in_a_batch_win,
     scenario_partition_delete,
+    scenario_writes_after_deletes_in_later_batches,
+    scenario_delete_and_put_of_one_row_in_one_batch,
     scenario_scan_orders_by_clustering_bytes,
     scenario_paging_with_cursors,
     scenario_scan_table,
     scenario_checkpoints_monotonic_and_separate,
+    scenario_stale_checkpoints_per_topic,
     scenario_reapplying_a_batch_is_idempotent,
     scenario_keys_with_separators_do_not_collide,
     scenario_large_batch,

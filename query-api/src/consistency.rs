@@ -12,13 +12,20 @@
 //!
 //! A token whose topic the route's projection does not read is satisfied at once: nothing
 //! written there can change that read (a bookmark's position does not delay an order read).
+//!
+//! The wait belongs to the handlers, not to a middleware: each one takes the request's
+//! tokens and waits on them only once the bearer token is verified, the caller is known to
+//! be allowed to read the route ([`crate::access`]) and the other inputs are checked, right
+//! before it reads the store. A caller that may not read a route is thus refused at once
+//! (401, 403), never held for the wait nor told where the projection stands.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use fleuve_kafka::topics::{CATALOG, INVENTORY, ORDERS, USER_ACTIVITY};
 use fleuve_kafka::Position;
@@ -26,7 +33,7 @@ use fleuve_projections::{bookmarks, catalog, inventory, orders, progress};
 use fleuve_service::ApiError;
 use tokio::time::Instant;
 
-use crate::routes::store_error;
+use crate::routes::{store_error, Failure};
 use crate::AppState;
 
 /// The request header carrying position tokens (several headers, or comma-separated).
@@ -119,42 +126,94 @@ pub(crate) fn positions(headers: &HeaderMap) -> Result<Vec<Position>, ApiError> 
         .collect())
 }
 
-/// Middleware: holds a read until its projection has passed the request's positions.
-pub(crate) async fn wait_for_positions(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let wanted = match positions(req.headers()) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    if wanted.is_empty() {
-        return next.run(req).await;
+/// The `X-Fleuve-Position` tokens of a request, with the projection its route reads.
+///
+/// Extracting it reads the header and nothing else, and never fails: a token that is not
+/// one ingest issued is refused (400 `invalid_position`) by [`Positions::check`], which a
+/// handler calls after the access rule and its other inputs, so that a caller learns first
+/// whether it may read the route at all.
+#[derive(Debug)]
+pub(crate) struct Positions {
+    projection: Option<&'static str>,
+    tokens: Result<Vec<Position>, ApiError>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Positions {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let projection = parts
+            .extensions
+            .get::<MatchedPath>()
+            .and_then(|m| projection_of(m.as_str()));
+        Ok(Self {
+            projection,
+            tokens: positions(&parts.headers),
+        })
     }
-    let projection = req
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|m| projection_of(m.as_str()));
-    if let Some(projection) = projection {
-        let topics = topics_of(projection);
-        let pending: Vec<Position> = wanted
-            .into_iter()
-            .filter(|p| topics.contains(&p.topic.as_str()))
-            .collect();
-        if let Err(e) = wait(&state, projection, pending).await {
-            let behind = e.code == "position_not_reached";
-            let mut resp = e.into_response();
-            if behind {
-                resp.headers_mut().insert(
-                    HeaderName::from_static(CONSISTENCY_HEADER),
-                    HeaderValue::from_static("behind"),
-                );
+}
+
+impl Positions {
+    /// The tokens the route's projection must pass: 400 `invalid_position` for a token
+    /// ingest did not issue; those on topics the projection does not read are dropped.
+    pub(crate) fn check(self) -> Result<Pending, ApiError> {
+        let mut tokens = self.tokens?;
+        let topics = self.projection.map_or(&[][..], topics_of);
+        tokens.retain(|p| topics.contains(&p.topic.as_str()));
+        Ok(Pending {
+            projection: self.projection,
+            tokens,
+        })
+    }
+
+    /// [`check`](Self::check), then [`Pending::wait`]. Call it once the caller may read the
+    /// route and the other inputs are checked, right before reading the store.
+    pub(crate) async fn wait(self, state: &AppState) -> Result<(), Failure> {
+        self.check()?.wait(state).await
+    }
+}
+
+/// The positions a read must wait for (see [`Positions::check`]).
+#[derive(Debug)]
+pub(crate) struct Pending {
+    projection: Option<&'static str>,
+    /// Only tokens of the projection's topics (none without a projection).
+    tokens: Vec<Position>,
+}
+
+impl Pending {
+    /// Whether the read has nothing to wait for.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Holds the read until the projection has passed every position: `503
+    /// position_not_reached` (with `X-Fleuve-Consistency: behind`) past
+    /// [`crate::QueryConfig::position_wait`]; a store error as on any read.
+    pub(crate) async fn wait(self, state: &AppState) -> Result<(), Failure> {
+        match self.projection {
+            Some(projection) if !self.tokens.is_empty() => {
+                wait(state, projection, self.tokens).await
             }
-            return resp;
+            _ => Ok(()),
         }
     }
-    next.run(req).await
+}
+
+/// The refusal of a read whose projection did not pass its positions in time: the error,
+/// answered with `X-Fleuve-Consistency: behind`.
+#[derive(Debug)]
+pub(crate) struct Behind(ApiError);
+
+impl IntoResponse for Behind {
+    fn into_response(self) -> Response {
+        let mut resp = self.0.into_response();
+        resp.headers_mut().insert(
+            HeaderName::from_static(CONSISTENCY_HEADER),
+            HeaderValue::from_static("behind"),
+        );
+        resp
+    }
 }
 
 /// Polls the checkpoints until every position is passed, or the configured wait is over.
@@ -162,7 +221,7 @@ async fn wait(
     state: &AppState,
     projection: &'static str,
     mut pending: Vec<Position>,
-) -> Result<(), ApiError> {
+) -> Result<(), Failure> {
     let deadline = Instant::now() + state.config.position_wait;
     let mut pause = Duration::from_millis(1);
     loop {
@@ -198,16 +257,18 @@ async fn wait(
                 Some(n) => format!("it has applied up to offset {}", n - 1),
                 None => "it has applied nothing from that partition yet".to_owned(),
             };
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "position_not_reached",
-                format!(
-                    "the {projection} projection has not reached {topic}/{partition} offset \
+            return Err(Failure::Behind(Behind(
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "position_not_reached",
+                    format!(
+                        "the {projection} projection has not reached {topic}/{partition} offset \
                      {offset} within {} ms ({applied}); retry with the same X-Fleuve-Position",
-                    state.config.position_wait.as_millis()
-                ),
-            )
-            .with_retry_after(1));
+                        state.config.position_wait.as_millis()
+                    ),
+                )
+                .with_retry_after(1),
+            )));
         }
         tokio::time::sleep(pause.min(deadline - now)).await;
         pause = (pause * 2).min(MAX_POLL);

@@ -6,7 +6,11 @@
 //!   `Retry-After: 1`.
 //! * **One error shape**: an error answer that is not already the Fleuve JSON error (an
 //!   extractor's plain-text rejection, a body over the limit) is rewritten into
-//!   `{"error":{"code","message"}}` with the same status, the text as message.
+//!   `{"error":{"code","message"}}` with the same status, the text as message. The code
+//!   follows the status: `not_found` (404), `method_not_allowed` (405),
+//!   `payload_too_large` (413), `unsupported_media_type` (415), `invalid_body` (422),
+//!   `internal` (5xx), and `bad_request` for 400 and any other 4xx (documented with the
+//!   other codes in the crate docs, "Errors").
 //! * **`Cache-Control`** (unless the route or [`crate::snapshot`] set one): catalog reads
 //!   `public, max-age=10` when the request has no `Authorization` header and `private,
 //!   max-age=10` when it has one (answers differ per partner); every other read `private,
@@ -229,5 +233,44 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error"]["code"], "payload_too_large");
         assert_eq!(v["error"]["message"], "length limit exceeded");
+    }
+
+    #[tokio::test]
+    async fn statuses_without_a_code_of_their_own_are_bad_request_or_internal() {
+        for (status, text, code, message) in [
+            (
+                StatusCode::BAD_REQUEST,
+                "bad header",
+                "bad_request",
+                "bad header",
+            ),
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                "",
+                "bad_request",
+                "Request Timeout",
+            ),
+            (StatusCode::UNPROCESSABLE_ENTITY, "no", "invalid_body", "no"),
+            (StatusCode::BAD_GATEWAY, "upstream", "internal", "upstream"),
+        ] {
+            let fixed = json_error((status, text).into_response()).await;
+            assert_eq!(fixed.status(), status);
+            assert_eq!(
+                fixed.headers().get(header::CONTENT_TYPE).unwrap(),
+                "application/json"
+            );
+            let body = to_bytes(fixed.into_body(), 1 << 16).await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                v,
+                serde_json::json!({"error": {"code": code, "message": message}}),
+                "{status}"
+            );
+        }
+        // An answer already in the JSON shape is kept as it is.
+        let own = ApiError::bad_request("invalid_query", "x").into_response();
+        let kept = json_error(own).await;
+        let body = to_bytes(kept.into_body(), 1 << 16).await.unwrap();
+        assert!(body.starts_with(br#"{"error":{"code":"invalid_query""#));
     }
 }

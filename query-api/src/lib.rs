@@ -20,7 +20,7 @@
 //! | `GET /v1/inventory/{sku}` | a product's stock | any `user`, `seller` or `admin` token |
 //! | `GET /metrics` | Prometheus metrics | anyone |
 //! | `GET /healthz` | `200` while the process runs | anyone |
-//! | `GET /readyz` | `200` when the store answered its last ping (every second) and, with [`QueryConfig::lag`], every projection is within the lag bound; else `503` with the reason | anyone |
+//! | `GET /readyz` | `200` when the store answered its last ping (every second) and, with [`QueryConfig::lag`], every projection is within the lag bound; else `503 not_ready`, the error body with the reason as message | anyone |
 //! | `GET /openapi.json` | the OpenAPI 3.1 document of these routes ([`openapi`]) | anyone |
 //!
 //! # Answers
@@ -129,12 +129,16 @@
 //!
 //! A token, when sent, is verified first, on every route, the open catalog included: a bad
 //! token is a 401 rather than silently anonymous. Then come the path parameters (400), the
-//! access rule (401 without a token, 403), the query parameters (400), the store, and for
-//! an order its buyer and seller (403). A request naming a `snapshot` has it checked and
-//! looked up right after the token, before the rest. A 401 carries `WWW-Authenticate: Bearer
-//! realm="fleuve"` (no token) or `Bearer realm="fleuve", error="invalid_token"`; a 403
-//! carries `Bearer error="insufficient_scope", scope="…"` (the scopes that could read the
-//! route) and a message saying what the route needs and what the token may read.
+//! access rule (401 without a token, 403), the query parameters (400), the
+//! `X-Fleuve-Position` tokens (400, then the read-your-writes wait: 503), the store, and for
+//! an order its buyer and seller (403). A caller that may not read a route is thus refused
+//! at once, never held by the wait nor told how far the projection has got; an order that
+//! already exists is checked against its buyer and seller before the wait too (they never
+//! change). A request naming a `snapshot` has it checked and looked up right after the
+//! token, before the rest. A 401 carries `WWW-Authenticate: Bearer realm="fleuve"` (no
+//! token) or `Bearer realm="fleuve", error="invalid_token"`; a 403 carries `Bearer
+//! error="insufficient_scope", scope="…"` (the scopes that could read the route) and a
+//! message saying what the route needs and what the token may read.
 //!
 //! **Without an authenticator** (`auth: None`, the single-machine development set-up; the
 //! binary logs a warning) every route is open to every caller, the `Authorization` header
@@ -147,6 +151,7 @@
 //! | 400 | `invalid_parameter` | an id, `limit` or query parameter refused (`field` names it; for a path parameter that is not UTF-8 once decoded, the message names it) |
 //! | 400 | `invalid_cursor` | a cursor this API did not issue for this list (`field`: `cursor`) |
 //! | 400 | `invalid_query` | an unparsable query string |
+//! | 400 | `bad_request` | a request refused before a route could read it, with no code of its own (the HTTP layer's plain refusal, its text as the message); any other 4xx status without a code below uses it too |
 //! | 400 | `invalid_json` | a batch body that is not JSON (with line and column) |
 //! | 400 | `invalid_body` | a batch body that is not `{"ids":[…]}`, an empty `ids`, or a bad id (`field`: `ids`, `ids[3]`, or the unknown field) |
 //! | 400 | `batch_too_large` | more than [`QueryConfig::max_batch_ids`] ids (`field`: `ids`; the message names the maximum) |
@@ -164,6 +169,7 @@
 //! | 503 | `unavailable` | the store is temporarily unavailable; retry after `Retry-After` (1 s) |
 //! | 503 | `position_not_reached` | the projection did not pass the request's positions within [`QueryConfig::position_wait`]; `X-Fleuve-Consistency: behind`, `Retry-After: 1` |
 //! | 503 | `timeout` | the request took longer than [`QueryConfig::request_timeout`]; `Retry-After: 1` |
+//! | 503 | `not_ready` | `GET /readyz` only: the replica is not ready; the message says why (the store's last ping failed, or a projection lags past the bound) |
 //!
 //! # Read-your-writes
 //!
@@ -172,10 +178,12 @@
 //! held until the projection behind the route has applied every event up to that position
 //! on its partition, then answered: the answer includes the write. A token on a topic the
 //! route's projection does not read (an order's position on a progress read) does not hold
-//! the read. If the projection has not got there within [`QueryConfig::position_wait`]
-//! (2 s by default), the answer is `503 position_not_reached` with `X-Fleuve-Consistency:
-//! behind`: the client retries or shows that the data is on its way, never stale data in
-//! silence. See [`consistency`].
+//! the read. The wait comes after the token and the access rule (see
+//! [Authorization](#authorization)): only a caller that may read the route waits. If the
+//! projection has not got there within [`QueryConfig::position_wait`] (2 s by default), the
+//! answer is `503 position_not_reached` with `X-Fleuve-Consistency: behind`: the client
+//! retries or shows that the data is on its way, never stale data in silence. See
+//! [`consistency`].
 //!
 //! # Snapshots
 //!
@@ -314,8 +322,9 @@ pub fn router(store: Arc<dyn Store>, config: QueryConfig) -> Router {
 }
 
 /// [`router`] with `extra` routes served behind the same middleware as the API's own
-/// (metrics, read-your-writes, caching headers, compression, timeouts). The benchmarks use
-/// it to serve a static handler next to the real ones.
+/// (metrics, snapshots, caching headers, compression, timeouts). The benchmarks use it to
+/// serve a static handler next to the real ones. (The read-your-writes wait is the API
+/// handlers' own, after their access check: see [`consistency`].)
 pub fn router_with(store: Arc<dyn Store>, config: QueryConfig, extra: Router) -> Router {
     // With versions, every read goes through the readers' view (reader versions, snapshots).
     let store = match &config.versions {
@@ -330,15 +339,11 @@ pub fn router_with(store: Arc<dyn Store>, config: QueryConfig, extra: Router) ->
         config: Arc::new(config),
     };
     // Outermost last: metrics see every answer, compressed or not; the timeout covers the
-    // read-your-writes wait; a snapshot is chosen (and its parameter taken out of the query
-    // string) before the wait and the routes.
+    // handlers, their read-your-writes wait included; a snapshot is chosen (and its parameter
+    // taken out of the query string) before the routes.
     routes::api()
         .with_state(state.clone())
         .merge(extra)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            consistency::wait_for_positions,
-        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             snapshot::read_snapshot,

@@ -362,7 +362,8 @@ fn info(config: &QueryConfig) -> String {
          answers `HEAD`.\n\n\
          **Read-your-writes**: send the position tokens ingest returned in `X-Fleuve-Position`; \
          the read waits until its projection has applied them, at most {} ms, else answers 503 \
-         `position_not_reached`.\n\n\
+         `position_not_reached`. Only a caller that may read the route waits: a missing, bad \
+         or insufficient token is refused (401, 403) at once.\n\n\
          **Snapshots**: every route also takes `snapshot=<name>`, the name of a snapshot of its \
          projection (a build as of a past instant, made with `fleuve rebuild <projection> \
          --as-of TIME --name NAME`): the answer is read from it, with `X-Fleuve-Snapshot` and \
@@ -833,6 +834,9 @@ fn responses(route: &Route, answer: Json, config: &QueryConfig) -> Json {
     let mut bad = vec![
         format!("`invalid_parameter`: {}.", refused.join("; ")),
         "`invalid_query`: an unparsable query string.".to_owned(),
+        "`bad_request`: a request refused before the route could read it, with no code of its \
+         own (the message says why)."
+            .to_owned(),
         "`invalid_position`: an `X-Fleuve-Position` token ingest did not issue, or more than \
          the maximum (`field`: `X-Fleuve-Position`)."
             .to_owned(),
@@ -1024,7 +1028,12 @@ fn ops_paths(config: &QueryConfig) -> Vec<(&'static str, Json)> {
                 format!("`200` when the store answered its last ping (every second){lag}."),
                 json!({
                     "200": text("`ready`."),
-                    "503": text("`not ready: <reason>`."),
+                    "503": error(
+                        "`not_ready`: not ready; the message says why (the store's last ping \
+                         failed, or which projection lags by how much)."
+                            .to_owned(),
+                        &[],
+                    ),
                 }),
             ),
         ),
@@ -1261,5 +1270,11 @@ mod tests {
         for ops in ["/metrics", "/healthz", "/readyz", PATH] {
             assert_eq!(doc["paths"][ops]["get"]["security"], json!([]), "{ops}");
         }
+        // `/readyz` refuses with the one error body, as every Fleuve service does.
+        assert_eq!(
+            doc["paths"]["/readyz"]["get"]["responses"]["503"]["content"]["application/json"]
+                ["schema"],
+            json!({"$ref": "#/components/schemas/Error"})
+        );
     }
 }

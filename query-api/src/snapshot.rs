@@ -11,12 +11,13 @@
 //! is `Cache-Control: private, max-age=3600`, since a snapshot never changes. Catalog
 //! availability is evaluated at the snapshot's instant rather than the request's.
 //!
-//! The middleware runs before the read-your-writes wait and the routes: it takes the
-//! `snapshot` pair out of the query string (the other pairs are kept as sent, in order), so
-//! the routes' strict parameter check never sees it, and runs the rest of the request inside
-//! [`fleuve_projections::versions::read_snapshot`]. That reaches the snapshot only when the
-//! router's store is [`Versions::readers`](fleuve_projections::versions::Versions::readers)
-//! of [`crate::QueryConfig::versions`]; the `fleuve` binary builds it so.
+//! The middleware runs before the routes (and so before their read-your-writes wait): it
+//! takes the `snapshot` pair out of the query string (the other pairs are kept as sent, in
+//! order), so the routes' strict parameter check never sees it, and runs the rest of the
+//! request inside [`fleuve_projections::versions::read_snapshot`]. That reaches the snapshot
+//! only when the router's store is
+//! [`Versions::readers`](fleuve_projections::versions::Versions::readers) of
+//! [`crate::QueryConfig::versions`]; the `fleuve` binary builds it so.
 //!
 //! Refusals, in this order (a token, when sent, is verified first: 401 `invalid_token`):
 //!

@@ -278,6 +278,51 @@ fn matrix() -> Vec<Route> {
     ]
 }
 
+/// The matrix is the whole API: every `/v1` operation of the OpenAPI document has a row
+/// (same method, a path of its template), and every row is a documented operation.
+#[test]
+fn the_matrix_covers_every_documented_operation() {
+    let rows = matrix();
+    let operations = documented_operations();
+    let uncovered: Vec<String> = operations
+        .iter()
+        .filter(|(method, template)| {
+            !rows
+                .iter()
+                .any(|r| r.method == method.as_str() && instance_of(template, r.uri))
+        })
+        .map(|(method, template)| format!("{method} {template}"))
+        .collect();
+    assert!(
+        uncovered.is_empty(),
+        "operations without a row in the authorization matrix: {uncovered:?}"
+    );
+    for row in &rows {
+        assert!(
+            operations.iter().any(|(method, template)| {
+                row.method == method.as_str() && instance_of(template, row.uri)
+            }),
+            "{} {} is no documented operation",
+            row.method,
+            row.uri
+        );
+    }
+}
+
+#[test]
+fn path_templates_match_their_instances_only() {
+    let template = "/v1/users/{user_id}/progress/{content_id}";
+    assert!(instance_of(template, "/v1/users/alice/progress/film-1"));
+    assert!(instance_of(template, "/v1/users/a%2Fb/progress/x?limit=1"));
+    assert!(!instance_of(template, "/v1/users/alice/progress"));
+    assert!(!instance_of(template, "/v1/users//progress/film-1"));
+    assert!(!instance_of(template, "/v1/users/alice/bookmarks/film-1"));
+    assert!(!instance_of(
+        "/v1/catalog/contents/{content_id}",
+        "/v1/catalog/contents:batchGet"
+    ));
+}
+
 #[tokio::test]
 async fn every_route_for_every_caller() {
     let app = world().await;

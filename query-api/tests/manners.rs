@@ -1,7 +1,7 @@
 //! HTTP manners and read-your-writes of the query API, in process over a real embedded
 //! store: `ETag`/`If-None-Match`, `Cache-Control`, gzip, request timeout, body limit, the one
-//! error shape, `X-Fleuve-Position` waits, and `/readyz` with a lag bound (on a
-//! `MockCluster`).
+//! error shape and `X-Fleuve-Position` waits (more in `read_your_writes.rs`; `/readyz` is
+//! in `readiness.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use common::{assert_error, batch_get, call, get, App, Resp};
-use fleuve_kafka::{topics, KafkaConfig, Position};
+use fleuve_kafka::Position;
 use fleuve_projections::progress::{EventVersion, Progress, PROGRESS};
 use fleuve_projections::{Checkpoint, Row, Store, StoreError, TableRow, Write, WriteBatch};
-use fleuve_query_api::{router, LagConfig, QueryConfig};
+use fleuve_query_api::{router, QueryConfig};
 
 fn h<'r>(resp: &'r Resp, name: &str) -> &'r str {
     resp.headers
@@ -136,29 +136,253 @@ async fn etag_and_if_none_match_give_304_and_change_with_the_data() {
     assert_eq!(h(&missing, "cache-control"), "no-store");
 }
 
+/// The `Cache-Control` of every resource class, as docs/query-api.md ("Caching") lists it.
+const CATALOG_ANONYMOUS: &str = "public, max-age=10";
+const CATALOG_WITH_TOKEN: &str = "private, max-age=10";
+const PER_CALLER: &str = "private, no-cache";
+const NEVER_STORED: &str = "no-store";
+
+#[test]
+fn the_cache_controls_tested_are_the_documented_ones() {
+    let docs = include_str!("../../docs/query-api.md");
+    let caching = &docs[docs.find("## Caching").unwrap() + 3..];
+    let caching = &caching[..caching.find("\n## ").unwrap_or(caching.len())];
+    // Line breaks aside.
+    let caching = caching.split_whitespace().collect::<Vec<_>>().join(" ");
+    for documented in [
+        format!(
+            "catalog `{CATALOG_ANONYMOUS}` (anonymous) or `{CATALOG_WITH_TOKEN}` (with a token"
+        ),
+        format!("user, order and stock reads `{PER_CALLER}`"),
+        format!("`POST` and errors `{NEVER_STORED}`"),
+    ] {
+        assert!(
+            caching.contains(&documented),
+            "{documented:?} is not in: {caching}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn cache_control_suits_each_resource() {
-    let a = App::open().await;
+    use common::{bearer, bookmark, content, episode, order, progress, published, stock};
+
+    let a = App::secured().await;
+    a.progress(&[progress("alice", "film-1", 1_000, 5)]).await;
+    a.bookmarks("alice", &[bookmark("film-1", 1_000)]).await;
+    a.content(&published(content(
+        "film-1",
+        fleuve_projections::catalog::ContentKind::Programme,
+        &["isp-a"],
+    )))
+    .await;
+    a.content(&published(episode("ep-1", "show-1", 1, 1, &["isp-a"])))
+        .await;
+    a.order(&order("o-1", "alice", "shop-1", 1_000)).await;
+    a.stock(&stock("sku-1", 5, 1)).await;
     let app = &a.router;
-    // Catalog answers are shared (public) unless the request is authenticated.
-    let anon = get(app, "/v1/catalog/programs/p-1/episodes", None).await;
-    assert_eq!(
-        anon.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&anon.body)
-    );
-    assert_eq!(h(&anon, "cache-control"), "public, max-age=10");
-    // A POST answer is never stored.
-    let batch = batch_get(app, r#"{"ids":["a"]}"#, None).await;
-    assert_eq!(
-        batch.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&batch.body)
-    );
-    assert_eq!(h(&batch, "cache-control"), "no-store");
-    assert!(batch.headers.get("etag").is_none());
+    let alice = bearer("alice", &["user"]);
+    let shop = bearer("shop-1", &["seller"]);
+    let partner = bearer("isp-a", &["partner"]);
+    let admin = bearer("ops", &["admin"]);
+
+    // (method, template, uri, caller, Cache-Control of its 200)
+    let cases = [
+        // Catalog reads: shared without a token; per caller with one (a partner sees its
+        // own contents), whatever the token's scopes.
+        (
+            "GET",
+            "/v1/catalog/contents/{content_id}",
+            "/v1/catalog/contents/film-1",
+            None,
+            CATALOG_ANONYMOUS,
+        ),
+        (
+            "GET",
+            "/v1/catalog/contents/{content_id}",
+            "/v1/catalog/contents/film-1",
+            partner.clone(),
+            CATALOG_WITH_TOKEN,
+        ),
+        (
+            "GET",
+            "/v1/catalog/contents/{content_id}",
+            "/v1/catalog/contents/film-1",
+            alice.clone(),
+            CATALOG_WITH_TOKEN,
+        ),
+        (
+            "GET",
+            "/v1/catalog/contents/{content_id}",
+            "/v1/catalog/contents/film-1",
+            admin.clone(),
+            CATALOG_WITH_TOKEN,
+        ),
+        (
+            "GET",
+            "/v1/catalog/programs/{program_id}/episodes",
+            "/v1/catalog/programs/show-1/episodes",
+            None,
+            CATALOG_ANONYMOUS,
+        ),
+        (
+            "GET",
+            "/v1/catalog/programs/{program_id}/episodes",
+            "/v1/catalog/programs/show-1/episodes",
+            partner.clone(),
+            CATALOG_WITH_TOKEN,
+        ),
+        // A POST answer is never stored, token or not.
+        (
+            "POST",
+            "/v1/catalog/contents:batchGet",
+            "/v1/catalog/contents:batchGet",
+            None,
+            NEVER_STORED,
+        ),
+        (
+            "POST",
+            "/v1/catalog/contents:batchGet",
+            "/v1/catalog/contents:batchGet",
+            partner.clone(),
+            NEVER_STORED,
+        ),
+        // A user's, an order's and stock: kept by the caller, revalidated each time.
+        (
+            "GET",
+            "/v1/users/{user_id}/progress/{content_id}",
+            "/v1/users/alice/progress/film-1",
+            alice.clone(),
+            PER_CALLER,
+        ),
+        (
+            "GET",
+            "/v1/users/{user_id}/progress",
+            "/v1/users/alice/progress",
+            alice.clone(),
+            PER_CALLER,
+        ),
+        (
+            "GET",
+            "/v1/users/{user_id}/bookmarks",
+            "/v1/users/alice/bookmarks",
+            alice.clone(),
+            PER_CALLER,
+        ),
+        (
+            "GET",
+            "/v1/orders/{order_id}",
+            "/v1/orders/o-1",
+            alice.clone(),
+            PER_CALLER,
+        ),
+        (
+            "GET",
+            "/v1/orders/{order_id}",
+            "/v1/orders/o-1",
+            shop.clone(),
+            PER_CALLER,
+        ),
+        (
+            "GET",
+            "/v1/buyers/{buyer_id}/orders",
+            "/v1/buyers/alice/orders",
+            alice.clone(),
+            PER_CALLER,
+        ),
+        (
+            "GET",
+            "/v1/sellers/{seller_id}/orders",
+            "/v1/sellers/shop-1/orders",
+            shop.clone(),
+            PER_CALLER,
+        ),
+        (
+            "GET",
+            "/v1/inventory/{sku}",
+            "/v1/inventory/sku-1",
+            alice.clone(),
+            PER_CALLER,
+        ),
+        (
+            "GET",
+            "/v1/inventory/{sku}",
+            "/v1/inventory/sku-1",
+            admin.clone(),
+            PER_CALLER,
+        ),
+    ];
+    let doc = fleuve_query_api::openapi::document(&QueryConfig::default());
+    for (method, template, uri, caller, expected) in &cases {
+        assert!(common::instance_of(template, uri), "{uri} is no {template}");
+        let resp = if *method == "POST" {
+            batch_get(app, r#"{"ids":["film-1","ep-1"]}"#, caller.as_deref()).await
+        } else {
+            get(app, uri, caller.as_deref()).await
+        };
+        let at = format!(
+            "{method} {uri} with {}",
+            if caller.is_some() {
+                "a token"
+            } else {
+                "no token"
+            }
+        );
+        assert_eq!(resp.status, StatusCode::OK, "{at}: {}", resp.text());
+        assert_eq!(h(&resp, "cache-control"), *expected, "{at}");
+        assert_eq!(resp.headers.contains_key("etag"), *method == "GET", "{at}");
+        // The OpenAPI document gives the same policy for the operation.
+        let documented = doc["paths"][template][method.to_lowercase()]["responses"]["200"]
+            ["headers"]["Cache-Control"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(
+            documented.contains(expected),
+            "{at}: documented as {documented:?}"
+        );
+        // A 304 keeps the policy of the answer it stands for.
+        if *method == "GET" {
+            let etag = h(&resp, "etag").to_owned();
+            let again = call(
+                app,
+                "GET",
+                uri,
+                caller.as_deref(),
+                &[("if-none-match", &etag)],
+                Vec::new(),
+            )
+            .await;
+            assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{at}");
+            assert_eq!(h(&again, "cache-control"), *expected, "{at}: 304");
+        }
+    }
+    // Every operation is covered.
+    for (method, template) in common::documented_operations() {
+        assert!(
+            cases
+                .iter()
+                .any(|(m, t, ..)| *m == method && *t == template),
+            "no Cache-Control case for {method} {template}"
+        );
+    }
+    // Errors are never stored, on every class of resource.
+    for (uri, caller) in [
+        ("/v1/catalog/contents/nope", None),
+        (
+            "/v1/catalog/contents/film-1",
+            Some("Bearer garbage".to_owned()),
+        ),
+        ("/v1/users/alice/progress/nope", alice.clone()),
+        ("/v1/users/alice/progress", None),
+        ("/v1/users/alice/bookmarks", bearer("bob", &["user"])),
+        ("/v1/orders/nope", alice.clone()),
+        ("/v1/inventory/sku-1", partner.clone()),
+    ] {
+        let resp = get(app, uri, caller.as_deref()).await;
+        assert!(resp.status.is_client_error(), "{uri}: {}", resp.status);
+        assert_eq!(h(&resp, "cache-control"), NEVER_STORED, "{uri}");
+        assert!(resp.headers.get("etag").is_none(), "{uri}");
+    }
 }
 
 #[tokio::test]
@@ -381,85 +605,5 @@ async fn a_read_waits_for_its_position_and_says_when_it_is_not_reached() {
         StatusCode::BAD_REQUEST,
         "invalid_position",
         Some("X-Fleuve-Position"),
-    );
-}
-
-#[tokio::test]
-async fn readyz_fails_while_a_projection_lags_past_the_bound() {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-
-    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
-    for t in topics::platform_topics(3) {
-        cluster.create_topic(&t.name, t.partitions, 1).unwrap();
-    }
-    let kafka = KafkaConfig::new(cluster.bootstrap_servers());
-    let producer: BaseProducer = kafka.client_config().create().unwrap();
-    for i in 0..5 {
-        producer
-            .send(
-                BaseRecord::to(topics::USER_ACTIVITY)
-                    .partition(0)
-                    .key("k")
-                    .payload(&format!("r{i}")),
-            )
-            .unwrap();
-    }
-    producer.flush(Duration::from_secs(10)).unwrap();
-
-    let mut lag = LagConfig::new(kafka, 2);
-    lag.every = Duration::from_millis(100);
-    let a = App::with(QueryConfig {
-        lag: Some(lag),
-        ..QueryConfig::default()
-    })
-    .await;
-    let (app, store) = (&a.router, &a.store);
-    let readyz = || async {
-        let r = get(app, "/readyz", None).await;
-        (r.status, String::from_utf8_lossy(&r.body).into_owned())
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (status, body) = loop {
-        let (status, body) = readyz().await;
-        if body.contains("records behind") || Instant::now() > deadline {
-            break (status, body);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert!(
-        body.contains("user_progress is 5 records behind") && body.contains("bound: 2"),
-        "{body}"
-    );
-
-    // Both projections of user-activity catch up to within the bound: ready.
-    for projection in ["user_progress", "bookmarks"] {
-        store
-            .apply(WriteBatch {
-                projection: projection.into(),
-                writes: Vec::<Write>::new().into(),
-                checkpoints: vec![Checkpoint {
-                    topic: topics::USER_ACTIVITY.into(),
-                    partition: 0,
-                    next_offset: 4,
-                }],
-            })
-            .await
-            .unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, body) = readyz().await;
-        if status == StatusCode::OK {
-            break;
-        }
-        assert!(Instant::now() < deadline, "still not ready: {body}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let metrics = get(app, "/metrics", None).await;
-    let text = String::from_utf8_lossy(&metrics.body);
-    assert!(
-        text.contains("fleuve_query_projection_lag_events{projection=\"user_progress\"} 1"),
-        "{text}"
     );
 }

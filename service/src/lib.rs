@@ -3,8 +3,10 @@
 //! * [`init_tracing`]: `tracing` subscriber, filtered by `RUST_LOG` (default `info`, storage-engine internals at `warn`), in
 //!   human form on a terminal or JSON lines with `FLEUVE_LOG_FORMAT=json`.
 //! * [`ops_routes`]: `GET /metrics` (Prometheus text format, from the default registry),
-//!   `GET /healthz` (the process is alive) and `GET /readyz` (the service can do its work,
-//!   as told by a [`Readiness`] probe). Merge it into each service's router.
+//!   `GET /healthz` (the process is alive: `200`, `ok`) and `GET /readyz` (the service can
+//!   do its work, as told by a [`Readiness`] probe: `200`, `ready`; else `503` with the
+//!   [`ApiError`] body, code `not_ready` and the reason as message). Merge it into each
+//!   service's router.
 //!
 //! * [`ApiError`]: the one JSON error body, `{"error":{"code","message","field"?}}`.
 //! * [`auth`]: bearer JWT authentication and scopes (`FLEUVE_JWT_*`), as a layer for the API routes.
@@ -87,6 +89,10 @@ impl Readiness for ReadyFlag {
 }
 
 /// `/metrics`, `/healthz` and `/readyz`, to merge into a service's router.
+///
+/// `/healthz` answers `200` with the text `ok` while the process runs. `/readyz` answers
+/// `200` with the text `ready` when the probe says so, else `503` with the JSON error of
+/// every Fleuve API: `{"error":{"code":"not_ready","message":"<the probe's reason>"}}`.
 pub fn ops_routes<S>(readiness: Arc<dyn Readiness>) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -113,14 +119,15 @@ async fn metrics() -> Response {
     }
 }
 
+/// The `code` of a `/readyz` refusal.
+pub const NOT_READY: &str = "not_ready";
+
 async fn readyz(State(readiness): State<Arc<dyn Readiness>>) -> Response {
     match readiness.ready() {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        )
-            .into_response(),
+        Err(reason) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, NOT_READY, reason).into_response()
+        }
     }
 }
 
@@ -139,21 +146,57 @@ mod tests {
         }
     }
 
-    async fn status(router: Router, path: &str) -> StatusCode {
+    async fn answer(router: Router, path: &str) -> (StatusCode, Option<String>, String) {
         let req = Request::get(path).body(Body::empty()).unwrap();
-        router.oneshot(req).await.unwrap().status()
+        let resp = router.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            content_type,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
     }
 
     #[tokio::test]
     async fn ops_routes_answer() {
         let ready: Router = ops_routes(Arc::new(AlwaysReady));
-        assert_eq!(status(ready.clone(), "/healthz").await, StatusCode::OK);
-        assert_eq!(status(ready.clone(), "/readyz").await, StatusCode::OK);
-        assert_eq!(status(ready, "/metrics").await, StatusCode::OK);
+        let (status, _, body) = answer(ready.clone(), "/healthz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok\n"));
+        let (status, _, body) = answer(ready.clone(), "/readyz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ready\n"));
+        assert_eq!(answer(ready, "/metrics").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn not_ready_is_the_json_error_with_the_reason() {
         let not_ready: Router = ops_routes(Arc::new(NotYet));
+        let (status, content_type, body) = answer(not_ready, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(content_type.as_deref(), Some("application/json"));
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
-            status(not_ready, "/readyz").await,
-            StatusCode::SERVICE_UNAVAILABLE
+            body,
+            serde_json::json!({"error": {"code": "not_ready", "message": "store not open"}})
         );
+
+        // A flag follows the latest check.
+        let flag = Arc::new(ReadyFlag::not_ready("starting"));
+        let router: Router = ops_routes(flag.clone());
+        let (status, _, body) = answer(router.clone(), "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains(r#""message":"starting""#), "{body}");
+        flag.set(Ok(()));
+        assert_eq!(answer(router.clone(), "/readyz").await.0, StatusCode::OK);
+        flag.set(Err("broker down".into()));
+        let (status, _, body) = answer(router, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains(r#""message":"broker down""#), "{body}");
     }
 }

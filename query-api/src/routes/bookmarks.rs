@@ -14,6 +14,7 @@ use super::{
     Failure, ListView, LIST_PARAMS,
 };
 use crate::access::{self, Caller};
+use crate::consistency::Positions;
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -48,6 +49,7 @@ async fn list_bookmarks(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    positions: Positions,
 ) -> Result<Json<ListView<BookmarkView>>, Failure> {
     let Path(user_id) = path.map_err(path_error)?;
     validate_id("user_id", &user_id)?;
@@ -57,6 +59,7 @@ async fn list_bookmarks(
         &format!("the bookmarks of user `{}`", quoted(&user_id)),
     )?;
     let page = page_request(query_params(query, LIST_PARAMS)?, &state.config)?;
+    positions.wait(&state).await?;
     let rows = bookmarks::list(&*state.store, &user_id, &page)
         .await
         .map_err(store_error)?;

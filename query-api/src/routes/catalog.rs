@@ -25,6 +25,7 @@ use super::{
     rfc3339_millis_clamped, store_error, validate_id, Failure, ListView, LIST_PARAMS,
 };
 use crate::access::{Caller, CatalogView};
+use crate::consistency::Positions;
 use crate::openapi::string_enum;
 use crate::{AppState, QueryConfig};
 
@@ -220,10 +221,12 @@ async fn get_content(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    positions: Positions,
 ) -> Result<Json<ContentView>, Failure> {
     let Path(content_id) = path.map_err(path_error)?;
     validate_id("content_id", &content_id)?;
     query_params(query, &[])?;
+    positions.wait(&state).await?;
     let view = CatalogView::of(&caller);
     let content = catalog::get(&*state.store, &content_id, now_ms())
         .await
@@ -370,6 +373,7 @@ async fn batch_get(
     caller: Caller,
     State(state): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    positions: Positions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BatchView>, Failure> {
@@ -378,6 +382,7 @@ async fn batch_get(
     check_content_type(&headers)?;
     let body = body.map_err(|r| body_error(r, &state.config))?;
     let ids = parse_ids(&body, max)?;
+    positions.wait(&state).await?;
     let view = CatalogView::of(&caller);
     let batch = catalog::get_many(&*state.store, &ids, now_ms())
         .await
@@ -404,10 +409,12 @@ async fn list_episodes(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    positions: Positions,
 ) -> Result<Json<ListView<EpisodeView>>, Failure> {
     let Path(program_id) = path.map_err(path_error)?;
     validate_id("program_id", &program_id)?;
     let page = page_request(query_params(query, LIST_PARAMS)?, &state.config)?;
+    positions.wait(&state).await?;
     let view = CatalogView::of(&caller);
     let now = now_ms();
     let mut rows = catalog::list_episodes(&*state.store, &program_id, &page, now)

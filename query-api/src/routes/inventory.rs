@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::{path_error, query_params, quoted, rfc3339_millis, store_error, validate_id, Failure};
 use crate::access::{self, Caller};
+use crate::consistency::Positions;
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -48,11 +49,13 @@ async fn get_stock(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    positions: Positions,
 ) -> Result<Json<StockView>, Failure> {
     let Path(sku) = path.map_err(path_error)?;
     validate_id("sku", &sku)?;
     access::inventory(&caller, &format!("the stock of sku `{}`", quoted(&sku)))?;
     query_params(query, &[])?;
+    positions.wait(&state).await?;
     match inventory::get(&*state.store, &sku)
         .await
         .map_err(store_error)?

@@ -3,7 +3,10 @@
 //!
 //! Every handler checks, in this order: the bearer token when one is sent (401
 //! `invalid_token`), the path parameters (400), who may read what ([`crate::access`]: 401
-//! `unauthorized`, 403 `forbidden`), the query parameters (400), then reads the store.
+//! `unauthorized`, 403 `forbidden`), the query parameters (400), the `X-Fleuve-Position`
+//! tokens (400 `invalid_position`; then the read-your-writes wait, 503
+//! `position_not_reached`, [`crate::consistency`]), then reads the store. A caller that may
+//! not read a route is thus refused before any wait.
 
 mod bookmarks;
 mod catalog;
@@ -24,6 +27,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::access::Denied;
+use crate::consistency::Behind;
 use crate::{AppState, QueryConfig};
 
 /// The answers of the `/v1` routes, for the OpenAPI document ([`crate::openapi`]).
@@ -62,6 +66,9 @@ pub(crate) enum Failure {
     Api(ApiError),
     /// Not authenticated or not allowed (answered with its `WWW-Authenticate` challenge).
     Denied(Denied),
+    /// The projection did not pass the request's positions in time (answered with
+    /// `X-Fleuve-Consistency: behind`).
+    Behind(Behind),
 }
 
 impl From<ApiError> for Failure {
@@ -81,6 +88,7 @@ impl IntoResponse for Failure {
         match self {
             Failure::Api(e) => e.into_response(),
             Failure::Denied(d) => d.into_response(),
+            Failure::Behind(b) => b.into_response(),
         }
     }
 }

@@ -15,6 +15,7 @@ use super::{
     Failure, ListView, Money, LIST_PARAMS,
 };
 use crate::access::{self, Caller};
+use crate::consistency::Positions;
 use crate::openapi::string_enum;
 use crate::AppState;
 
@@ -206,12 +207,25 @@ async fn get_order(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    positions: Positions,
 ) -> Result<Json<OrderView>, Failure> {
     let Path(order_id) = path.map_err(path_error)?;
     validate_id("order_id", &order_id)?;
     let what = format!("order `{}`", quoted(&order_id));
     access::any_order(&caller, &what)?;
     query_params(query, &[])?;
+    let pending = positions.check()?;
+    if !pending.is_empty() {
+        // An order's buyer and seller never change: a caller that may not read an order
+        // already there is refused now, not after the wait.
+        if let Some(order) = orders::get(&*state.store, &order_id)
+            .await
+            .map_err(store_error)?
+        {
+            access::order(&caller, &order, &what)?;
+        }
+    }
+    pending.wait(&state).await?;
     let Some(order) = orders::get(&*state.store, &order_id)
         .await
         .map_err(store_error)?
@@ -236,8 +250,9 @@ async fn list_by_buyer(
     state: State<AppState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    positions: Positions,
 ) -> Result<Json<ListView<OrderSummaryView>>, Failure> {
-    list_orders(Party::Buyer, caller, state, path, query).await
+    list_orders(Party::Buyer, caller, state, path, query, positions).await
 }
 
 async fn list_by_seller(
@@ -245,8 +260,9 @@ async fn list_by_seller(
     state: State<AppState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    positions: Positions,
 ) -> Result<Json<ListView<OrderSummaryView>>, Failure> {
-    list_orders(Party::Seller, caller, state, path, query).await
+    list_orders(Party::Seller, caller, state, path, query, positions).await
 }
 
 /// A buyer's or a seller's orders, newest first.
@@ -256,6 +272,7 @@ async fn list_orders(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    positions: Positions,
 ) -> Result<Json<ListView<OrderSummaryView>>, Failure> {
     let Path(id) = path.map_err(path_error)?;
     let (field, who) = match party {
@@ -269,6 +286,7 @@ async fn list_orders(
         Party::Seller => access::seller_data(&caller, &id, &what)?,
     }
     let page = page_request(query_params(query, LIST_PARAMS)?, &state.config)?;
+    positions.wait(&state).await?;
     let rows = match party {
         Party::Buyer => orders::list_by_buyer(&*state.store, &id, &page).await,
         Party::Seller => orders::list_by_seller(&*state.store, &id, &page).await,

@@ -14,6 +14,7 @@ use super::{
     Failure, ListView, LIST_PARAMS,
 };
 use crate::access::{self, Caller};
+use crate::consistency::Positions;
 use crate::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -68,12 +69,14 @@ async fn get_progress(
     State(state): State<AppState>,
     path: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    positions: Positions,
 ) -> Result<Json<ProgressView>, Failure> {
     let Path((user_id, content_id)) = path.map_err(path_error)?;
     validate_id("user_id", &user_id)?;
     validate_id("content_id", &content_id)?;
     access::user_data(&caller, &user_id, &what(&user_id))?;
     query_params(query, &[])?;
+    positions.wait(&state).await?;
     match progress::get(&*state.store, &user_id, &content_id)
         .await
         .map_err(store_error)?
@@ -96,11 +99,13 @@ async fn list_progress(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    positions: Positions,
 ) -> Result<Json<ListView<ProgressView>>, Failure> {
     let Path(user_id) = path.map_err(path_error)?;
     validate_id("user_id", &user_id)?;
     access::user_data(&caller, &user_id, &what(&user_id))?;
     let page = page_request(query_params(query, LIST_PARAMS)?, &state.config)?;
+    positions.wait(&state).await?;
     let rows = progress::list(&*state.store, &user_id, &page)
         .await
         .map_err(store_error)?;

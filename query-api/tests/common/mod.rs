@@ -524,3 +524,34 @@ pub fn ids(items: &[Value], key: &str) -> Vec<String> {
         .map(|i| i[key].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// Whether the path of `uri` (its query string aside) is an instance of the route
+/// `template`: the same segments, each `{param}` standing for one non-empty segment.
+pub fn instance_of(template: &str, uri: &str) -> bool {
+    let path = uri.split('?').next().unwrap_or(uri);
+    let template: Vec<&str> = template.split('/').collect();
+    let path: Vec<&str> = path.split('/').collect();
+    template.len() == path.len()
+        && template.iter().zip(&path).all(|(t, p)| {
+            if t.starts_with('{') && t.ends_with('}') {
+                !p.is_empty()
+            } else {
+                t == p
+            }
+        })
+}
+
+/// Every `/v1` operation of the OpenAPI document: `(METHOD, template)`.
+pub fn documented_operations() -> Vec<(String, String)> {
+    let doc = fleuve_query_api::openapi::document(&QueryConfig::default());
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path.starts_with("/v1/") {
+            for method in item.as_object().unwrap().keys() {
+                out.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    assert!(out.len() >= 10, "{out:?}");
+    out
+}

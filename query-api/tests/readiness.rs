@@ -1,0 +1,220 @@
+//! `/readyz` of the query API: ready while the store answers its pings and, with a lag
+//! bound, while every projection is within it; otherwise `503` with the one error body
+//! (`not_ready`, the reason as message). The store is a real embedded store behind a switch
+//! that makes it fail; the lag is measured against a `MockCluster`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{header, StatusCode};
+use axum::Router;
+use common::{assert_error, get, App, Resp};
+use fleuve_kafka::{topics, KafkaConfig};
+use fleuve_projections::{Checkpoint, Row, Store, StoreError, TableRow, Write, WriteBatch};
+use fleuve_query_api::{router, LagConfig, QueryConfig};
+
+/// Longest `/readyz` may take to follow the store (pinged every second, a ping timing out
+/// after 2 s) or the lag (measured every 100 ms here).
+const FOLLOWS_WITHIN: Duration = Duration::from_secs(20);
+
+/// An embedded store that fails every call, as an unreachable store does, while `down`.
+#[derive(Debug)]
+struct Switchable {
+    inner: Arc<dyn Store>,
+    down: AtomicBool,
+}
+
+impl Switchable {
+    fn up(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable(
+                "connection refused by node-1".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Switchable {
+    async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.up()?;
+        self.inner.apply(batch).await
+    }
+    async fn get(&self, t: &str, pk: &str, ck: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.up()?;
+        self.inner.get(t, pk, ck).await
+    }
+    async fn get_many(
+        &self,
+        t: &str,
+        keys: &[(String, String)],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.up()?;
+        self.inner.get_many(t, keys).await
+    }
+    async fn scan(
+        &self,
+        t: &str,
+        pk: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        self.up()?;
+        self.inner.scan(t, pk, after, limit).await
+    }
+    async fn scan_table(
+        &self,
+        t: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<TableRow>, StoreError> {
+        self.up()?;
+        self.inner.scan_table(t, after, limit).await
+    }
+    async fn checkpoint(&self, p: &str, t: &str, part: i32) -> Result<Option<i64>, StoreError> {
+        self.up()?;
+        self.inner.checkpoint(p, t, part).await
+    }
+    async fn checkpoints(&self, p: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        self.up()?;
+        self.inner.checkpoints(p).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.up()?;
+        self.inner.ping().await
+    }
+}
+
+/// Polls `/readyz` until `done` holds for its answer; fails after [`FOLLOWS_WITHIN`].
+async fn readyz_until(router: &Router, what: &str, done: impl Fn(&Resp) -> bool) -> Resp {
+    let deadline = Instant::now() + FOLLOWS_WITHIN;
+    loop {
+        let resp = get(router, "/readyz", None).await;
+        if done(&resp) {
+            return resp;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never {what}: {} {}",
+            resp.status,
+            resp.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn readyz_follows_the_store() {
+    let app = App::open().await;
+    let store = Arc::new(Switchable {
+        inner: app.store.clone(),
+        down: AtomicBool::new(false),
+    });
+    let api = router(store.clone(), QueryConfig::default());
+
+    // The store answers: ready, the plain `ready`.
+    let ready = readyz_until(&api, "became ready", |r| r.status == StatusCode::OK).await;
+    assert_eq!(ready.text(), "ready\n");
+
+    // The store fails: not ready, in the one error shape, saying why.
+    store.down.store(true, Ordering::SeqCst);
+    let down = readyz_until(&api, "noticed the store failing", |r| {
+        r.status != StatusCode::OK
+    })
+    .await;
+    let message = assert_error(&down, StatusCode::SERVICE_UNAVAILABLE, "not_ready", None);
+    assert!(
+        message.contains("store ping failed") && message.contains("connection refused by node-1"),
+        "{message}"
+    );
+    // Reads fail alike meanwhile, and `/healthz` stays a plain 200: the process runs.
+    let read = get(&api, "/v1/users/u-1/progress", None).await;
+    assert_error(&read, StatusCode::SERVICE_UNAVAILABLE, "unavailable", None);
+    let health = get(&api, "/healthz", None).await;
+    assert_eq!(
+        (health.status, health.text().as_str()),
+        (StatusCode::OK, "ok\n")
+    );
+
+    // The store is back: ready again.
+    store.down.store(false, Ordering::SeqCst);
+    readyz_until(&api, "became ready again", |r| r.status == StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn readyz_fails_while_a_projection_lags_past_the_bound() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    for t in topics::platform_topics(3) {
+        cluster.create_topic(&t.name, t.partitions, 1).unwrap();
+    }
+    let kafka = KafkaConfig::new(cluster.bootstrap_servers());
+    let producer: BaseProducer = kafka.client_config().create().unwrap();
+    for i in 0..5 {
+        producer
+            .send(
+                BaseRecord::to(topics::USER_ACTIVITY)
+                    .partition(0)
+                    .key("k")
+                    .payload(&format!("r{i}")),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let mut lag = LagConfig::new(kafka, 2);
+    lag.every = Duration::from_millis(100);
+    let a = App::with(QueryConfig {
+        lag: Some(lag),
+        ..QueryConfig::default()
+    })
+    .await;
+    let (app, store) = (&a.router, &a.store);
+
+    // Five records on user-activity, nothing applied: over the bound of 2.
+    let behind = readyz_until(app, "reported the lag", |r| {
+        r.text().contains("records behind")
+    })
+    .await;
+    let message = assert_error(&behind, StatusCode::SERVICE_UNAVAILABLE, "not_ready", None);
+    assert!(
+        message.contains("user_progress is 5 records behind")
+            && message.contains("bookmarks is 5 records behind")
+            && message.contains("(bound: 2 records)"),
+        "{message}"
+    );
+    assert_eq!(
+        behind.header(header::CONTENT_TYPE),
+        Some("application/json")
+    );
+
+    // Both projections of user-activity catch up to within the bound: ready.
+    for projection in ["user_progress", "bookmarks"] {
+        store
+            .apply(WriteBatch {
+                projection: projection.into(),
+                writes: Vec::<Write>::new().into(),
+                checkpoints: vec![Checkpoint {
+                    topic: topics::USER_ACTIVITY.into(),
+                    partition: 0,
+                    next_offset: 4,
+                }],
+            })
+            .await
+            .unwrap();
+    }
+    readyz_until(app, "became ready", |r| r.status == StatusCode::OK).await;
+    let metrics = get(app, "/metrics", None).await.text();
+    assert!(
+        metrics.contains("fleuve_query_projection_lag_events{projection=\"user_progress\"} 1"),
+        "{metrics}"
+    );
+}

@@ -46,7 +46,7 @@ schemas-check: build
 # Kubernetes manifests: renders every overlay of k8s/ (kubectl kustomize) and validates it
 # offline: Kubernetes kinds against kubernetes-validate's schemas, custom resources against
 # scripts/k8s-check/custom-resources.yaml, references and the code's names; then proves that
-# the check fails on deliberately broken manifests. A few seconds; tools go into .venv/.
+# the check fails on deliberately broken manifests. About 25 seconds; tools go into .venv/.
 K8S_TOOLS := $(VENV)/.k8s-tools
 $(K8S_TOOLS): scripts/k8s-check/requirements.txt | $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r scripts/k8s-check/requirements.txt

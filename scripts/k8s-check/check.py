@@ -16,8 +16,19 @@ For each `k8s/overlays/<name>/`:
    something, references (ConfigMaps, Deployments, the Kafka cluster, topics) exist, each
    processor of processors/src/handlers/ has its Deployment, consumer group, topics and
    dead-letter topic, fleuve.toml only has keys the binary knows and listens on the ports
-   the containers declare, and every `fleuve_*` metric the alerts and the dashboard use is
-   defined in the code.
+   the containers declare;
+5. every container of a Fleuve workload runs the `fleuve` image (the repository's last path
+   component) with a subcommand of fleuve/src/main.rs (`enum Command`) and, for `process`,
+   processors of processors/src/handlers/mod.rs (`NAMES`); sets only the `FLEUVE_*`
+   variables the binary reads (the string literals and clap `env = "…"` of the crates it
+   is built from); runs as non-root (`runAsNonRoot: true`, a non-zero `runAsUser`); probes
+   /healthz (startup, liveness) and /readyz (readiness) on the port fleuve listens on, which
+   the ServiceMonitor also scrapes, on /metrics; no NetworkPolicy opens the processors'
+   ops port (its /admin/* routes are unauthenticated) beyond chosen pods; a KEDA kafka
+   trigger names the bootstrap Service of the render's Kafka, in full, on a listener port;
+6. every `fleuve_*` metric the alerts and the dashboard use is defined in the code, and
+   every label they name exists on its series at that point of the expression
+   (scripts/k8s-check/promql.py follows the labels through the PromQL).
 
 Each problem is printed on one line naming the overlay, the resource and the files under
 k8s/ that define it; the exit code is 1 if there is any (2 when a tool is missing).
@@ -29,6 +40,7 @@ kubectl: $KUBECTL, else `kubectl` on PATH, else the one `make k8s-check` install
 from __future__ import annotations
 
 import argparse
+import difflib
 import functools
 import json
 import os
@@ -42,6 +54,10 @@ from pathlib import Path
 
 import jsonschema
 import yaml
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import promql  # noqa: E402 (scripts/k8s-check/promql.py)
 
 # libyaml's loader when PyYAML has it (its wheels do): ten times faster than the Python one.
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -121,7 +137,334 @@ def custom_schemas() -> dict:
 
 
 # ---------------------------------------------------------------------------------------
+# Reading Rust sources
+
+
+@dataclass
+class RustSource:
+    """A Rust file with its comments and `#[cfg(test)]` items blanked out (same offsets as
+    the file): `masked` also blanks the insides of string literals, so that braces, brackets
+    and semicolons can be matched on it; `strings` holds each literal that is left as
+    (offset of its opening quote, offset past its closing quote, contents)."""
+
+    path: Path
+    masked: str
+    strings: list[tuple[int, int, str]]
+    # Files of `#[cfg(test)] mod name;` declarations: test code, not read.
+    test_modules: list[Path] = field(default_factory=list)
+
+    def literal_at(self, pos: int) -> tuple[int, int, str] | None:
+        return next((s for s in self.strings if s[0] == pos), None)
+
+    def literals_in(self, start: int, end: int) -> list[tuple[int, int, str]]:
+        return [s for s in self.strings if start <= s[0] and s[1] <= end]
+
+
+_RAW_STRING = re.compile(r'b?r(#*)"')
+_CHAR = re.compile(r"b?'(?:\\.[^'\n]*|[^\\'\n])'")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def read_rust(path: Path) -> RustSource:
+    text = path.read_text(encoding="utf-8")
+    out = list(text)
+    strings: list[tuple[int, int, str]] = []
+
+    def blank(a: int, b: int) -> None:
+        for k in range(a, min(b, len(out))):
+            if out[k] != "\n":
+                out[k] = " "
+
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            blank(i, j)
+            i = j
+        elif text.startswith("/*", i):
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if text.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif text.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            blank(i, j)
+            i = j
+        elif (m := _RAW_STRING.match(text, i)) is not None:
+            close = text.find('"' + m.group(1), m.end())
+            close = n if close < 0 else close
+            strings.append((m.end() - 1, close + 1, text[m.end():close]))
+            blank(m.end(), close)
+            i = close + 1 + len(m.group(1))
+        elif c == '"' or text.startswith('b"', i):
+            start = i + (c == "b")
+            j = start + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            strings.append((start, j + 1, text[start + 1:j]))
+            blank(start + 1, j)
+            i = j + 1
+        elif c == "'" or text.startswith("b'", i):
+            m = _CHAR.match(text, i)
+            if m:  # a character literal (else a lifetime)
+                blank(m.start() + 1 + (c == "b"), m.end() - 1)
+                i = m.end()
+            else:
+                i += 1
+        elif (m := _IDENT.match(text, i)) is not None:
+            i = m.end()
+        else:
+            i += 1
+    source = RustSource(path, "".join(out), strings)
+    _drop_test_items(source)
+    return source
+
+
+def matching(masked: str, start: int) -> int:
+    """The offset of the bracket closing the one at `start` (on a masked text)."""
+    pairs = {"(": ")", "[": "]", "{": "}"}
+    stack: list[str] = []
+    for k in range(start, len(masked)):
+        ch = masked[k]
+        if ch in pairs:
+            stack.append(pairs[ch])
+        elif ch in ")]}":
+            if not stack or stack.pop() != ch:
+                raise ValueError(f"unbalanced {ch!r} at offset {k}")
+            if not stack:
+                return k
+    raise ValueError(f"unclosed {masked[start]!r} at offset {start}")
+
+
+def _drop_test_items(source: RustSource) -> None:
+    """Blanks every item under `#[cfg(test)]` (a `mod tests { … }`, a `use`, a function…);
+    `#[cfg(test)] mod name;` names a test file, recorded in `test_modules`."""
+    masked = source.masked
+    dropped: list[tuple[int, int]] = []
+    for m in re.finditer(r"#\[cfg\(test\)\]", masked):
+        k = m.end()
+        while True:  # other attributes of the same item
+            k += len(masked[k:]) - len(masked[k:].lstrip())
+            if masked.startswith("#[", k):
+                k = matching(masked, k + 1) + 1
+            else:
+                break
+        end = k
+        while end < len(masked) and masked[end] not in "{;":
+            end = matching(masked, end) + 1 if masked[end] in "([" else end + 1
+        if end < len(masked) and masked[end] == "{":
+            end = matching(masked, end)
+        header = masked[k:end]
+        mod = re.match(r"\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+([A-Za-z0-9_]+)\s*$", header)
+        if mod and end < len(masked) and masked[end] == ";":
+            here = source.path.parent if source.path.name in ("mod.rs", "lib.rs", "main.rs") \
+                else source.path.parent / source.path.stem
+            source.test_modules += [here / f"{mod.group(1)}.rs", here / mod.group(1) / "mod.rs"]
+        dropped.append((m.start(), end + 1))
+    if not dropped:
+        return
+    chars = list(masked)
+    for a, b in dropped:
+        for k in range(a, min(b, len(chars))):
+            if chars[k] != "\n":
+                chars[k] = " "
+    source.masked = "".join(chars)
+    source.strings = [s for s in source.strings if not any(a <= s[0] < b for a, b in dropped)]
+
+
+def workspace_paths(repo: Path) -> dict[str, Path]:
+    """Crate name -> folder, for the workspace's path dependencies."""
+    with open(repo / "Cargo.toml", "rb") as f:
+        root = tomllib.load(f)
+    deps = root.get("workspace", {}).get("dependencies", {})
+    return {name: (repo / spec["path"]).resolve()
+            for name, spec in deps.items() if isinstance(spec, dict) and "path" in spec}
+
+
+def linked_crates(repo: Path, binary: str = "fleuve") -> list[Path]:
+    """The folders of the workspace crates the binary is built from: its own and its path
+    dependencies', transitively (normal dependencies only, not dev-dependencies)."""
+    paths = workspace_paths(repo)
+    todo, seen = [(repo / binary).resolve()], []
+    while todo:
+        crate = todo.pop()
+        if crate in seen:
+            continue
+        seen.append(crate)
+        with open(crate / "Cargo.toml", "rb") as f:
+            manifest = tomllib.load(f)
+        deps = dict(manifest.get("dependencies", {}))
+        for target in manifest.get("target", {}).values():
+            deps.update(target.get("dependencies", {}))
+        for name, spec in deps.items():
+            if not isinstance(spec, dict):
+                continue
+            if spec.get("path"):
+                todo.append((crate / spec["path"]).resolve())
+            elif spec.get("workspace") and name in paths:
+                todo.append(paths[name])
+    return seen
+
+
+def crate_sources(crate: Path) -> list[RustSource]:
+    """The crate's src/**/*.rs, test modules left out."""
+    sources = [read_rust(p) for p in sorted((crate / "src").rglob("*.rs"))]
+    tests = {t.resolve() for s in sources for t in s.test_modules}
+    return [s for s in sources if s.path.resolve() not in tests]
+
+
+def str_const(repo: Path, crate: Path, expr: str, module_file: Path | None = None) -> str | None:
+    """The value of a `&str` constant expression: a literal, a `CONST` of `module_file`, or a
+    path `crate_name::module::CONST` / `crate::module::CONST` into the workspace."""
+    expr = expr.strip()
+    literal = re.fullmatch(r'"([^"\\]*)"', expr)
+    if literal:
+        return literal.group(1)
+    parts = expr.split("::")
+    if len(parts) == 1:
+        if module_file is None:
+            return None
+        return _const_in(read_rust(module_file), parts[0], repo, crate)
+    head, modules, name = parts[0], parts[1:-1], parts[-1]
+    if head == "crate":
+        root = crate
+    else:
+        root = workspace_paths(repo).get(head.replace("_", "-"))
+        if root is None:
+            return None
+    base = root / "src"
+    for candidate in ([base.joinpath(*modules).with_suffix(".rs"), base.joinpath(*modules, "mod.rs")]
+                      if modules else [base / "lib.rs", base / "main.rs"]):
+        if candidate.exists():
+            return _const_in(read_rust(candidate), name, repo, root)
+    return None
+
+
+def _const_in(source: RustSource, name: str, repo: Path, crate: Path) -> str | None:
+    m = re.search(rf"\bconst\s+{re.escape(name)}\s*:\s*&(?:'static\s+)?str\s*=\s*([^;]*);", source.masked)
+    if not m:
+        return None
+    literal = source.literal_at(m.start(1) + len(m.group(1)) - len(m.group(1).lstrip()))
+    if literal is not None:
+        return literal[2]
+    return str_const(repo, crate, m.group(1), source.path)
+
+
+def kebab_case(name: str) -> str:
+    """clap's default name of a subcommand variant (heck's kebab-case)."""
+    words = re.findall(r"[A-Z]+(?=[A-Z][a-z]|\d|\b)|[A-Z]?[a-z]+|[A-Z]+|\d+", name)
+    return "-".join(w.lower() for w in words)
+
+
+RENAME_ALL = {
+    "kebab-case": kebab_case,
+    "snake_case": lambda n: kebab_case(n).replace("-", "_"),
+    "SCREAMING_SNAKE_CASE": lambda n: kebab_case(n).replace("-", "_").upper(),
+    "lower": str.lower,
+    "lowercase": str.lower,
+    "UPPER": str.upper,
+    "UPPERCASE": str.upper,
+    "verbatim": lambda n: n,
+    "PascalCase": lambda n: n,
+    "camelCase": lambda n: n[:1].lower() + n[1:],
+}
+
+
+def clap_attributes(masked: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The `#[command(…)]` and `#[clap(…)]` attributes between `start` and `end`."""
+    found = []
+    for m in re.finditer(r"#\[\s*(command|clap)\s*\(", masked[start:end]):
+        a = start + m.start()
+        found.append((a, matching(masked, a + 1)))
+    return found
+
+
+def clap_subcommands(source: RustSource, enum: str) -> set[str]:
+    """The subcommand names of a `#[derive(Subcommand)] enum`: its variants in kebab-case (or
+    the enum's `rename_all`), a variant's `#[command(name = "…")]` instead, plus its aliases;
+    the variants of a `#[command(flatten)]` variant's enum; and clap's own `help` unless
+    `disable_help_subcommand` is set."""
+    masked = source.masked
+    m = re.search(rf"\benum\s+{re.escape(enum)}\s*\{{", masked)
+    if not m:
+        raise ValueError(f"{source.path}: no `enum {enum}`")
+    open_brace = m.end() - 1
+    close = matching(masked, open_brace)
+    # The enum's own attributes: those between the previous item and `enum`.
+    item_start = max(masked.rfind("}", 0, m.start()), masked.rfind(";", 0, m.start())) + 1
+    enum_attrs = clap_attributes(masked, item_start, m.start())
+    rename = RENAME_ALL["kebab-case"]
+    for a, b in enum_attrs:
+        for start, _, value in source.literals_in(a, b):
+            if re.search(r"\brename_all\s*=\s*$", masked[a:start]) and value in RENAME_ALL:
+                rename = RENAME_ALL[value]
+    names: set[str] = set()
+    if not any(re.search(r"\bdisable_help_subcommand\b", masked[a:b]) for a, b in enum_attrs):
+        names.add("help")
+    k = open_brace + 1
+    attrs: list[tuple[int, int]] = []
+    while k < close:
+        ch = masked[k]
+        if ch.isspace() or ch == ",":
+            k += 1
+        elif masked.startswith("#[", k):
+            end = matching(masked, k + 1)
+            attrs += clap_attributes(masked, k, end + 1)
+            k = end + 1
+        elif (ident := _IDENT.match(masked, k)) is not None:
+            variant = ident.group()
+            k = ident.end()
+            payload = ""
+            while k < close and masked[k] != ",":
+                if masked[k] in "({":
+                    end = matching(masked, k)
+                    payload = masked[k + 1:end]
+                    k = end + 1
+                else:
+                    k += 1
+            attr_text = " ".join(masked[a:b] for a, b in attrs)
+            named: str | None = None
+            aliases: list[str] = []
+            for a, b in attrs:
+                for start, end, value in source.literals_in(a, b):
+                    key = re.search(r"(\w+)\s*=\s*$", masked[a:start])
+                    if key and key.group(1) == "name":
+                        named = value
+                    elif key and key.group(1) in ("alias", "visible_alias"):
+                        aliases.append(value)
+                    elif re.search(r"(visible_)?aliases\s*=\s*\[[^\]]*$", masked[a:start]):
+                        aliases.append(value)
+            if re.search(r"\bflatten\b", attr_text):
+                inner = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)", payload)
+                if inner:
+                    names |= clap_subcommands(source, inner.group(1)) - {"help"}
+            elif re.search(r"\bexternal_subcommand\b", attr_text):
+                names.add("*")
+            elif not re.search(r"\bskip\b", attr_text):
+                names.add(named or rename(variant))
+                names.update(aliases)
+            attrs = []
+        else:
+            k += 1
+    return names
+
+
+# ---------------------------------------------------------------------------------------
 # What the code says
+
+# Labels Prometheus adds to every series it scrapes through a ServiceMonitor (Prometheus
+# Operator's relabelling), besides the metric's own.
+SCRAPE_LABELS = frozenset({"namespace", "service", "pod", "container", "endpoint", "job", "instance"})
+
+
+@dataclass
+class Metric:
+    kind: str  # counter, gauge, histogram
+    labels: frozenset[str] | None  # None: the code passes them through a name we cannot read
 
 
 @dataclass
@@ -129,10 +472,29 @@ class Code:
     """Facts read from the Rust sources, so the manifests cannot drift from them."""
 
     processors: dict[str, list[str]] = field(default_factory=dict)  # name -> topics
+    processor_dirs: dict[str, str] = field(default_factory=dict)  # name -> handlers/<dir>/
     event_topics: list[str] = field(default_factory=list)
     schemas_topic: str = "_schemas"
     metrics: set[str] = field(default_factory=set)
+    metric_defs: dict[str, Metric] = field(default_factory=dict)
     config_keys: set[str] = field(default_factory=set)
+    subcommands: set[str] = field(default_factory=set)
+    env_vars: set[str] = field(default_factory=set)
+
+    def series_labels(self, name: str) -> frozenset[str] | None:
+        """The labels of a series Prometheus scrapes for `name` (a metric, or a histogram's
+        _bucket, _sum or _count), None when unknown."""
+        for suffix, extra in (("", ()), ("_bucket", ("le",)), ("_sum", ()), ("_count", ())):
+            if not name.endswith(suffix):
+                continue
+            base = name[: len(name) - len(suffix)] if suffix else name
+            metric = self.metric_defs.get(base)
+            if metric is None or (suffix and metric.kind != "histogram"):
+                continue
+            if metric.labels is None:
+                return None
+            return metric.labels | SCRAPE_LABELS | frozenset(extra)
+        return None
 
 
 def read_code(repo: Path) -> Code:
@@ -142,22 +504,82 @@ def read_code(repo: Path) -> Code:
     m = re.search(r"pub const EVENT_TOPICS: \[&str; \d+\] = \[([^\]]*)\]", topics_rs)
     code.event_topics = [consts[c.strip()] for c in m.group(1).split(",") if c.strip()] if m else []
     code.schemas_topic = consts.get("SCHEMAS", "_schemas")
-    for handler in sorted((repo / "processors/src/handlers").iterdir()):
-        mod = handler / "mod.rs"
-        if not handler.is_dir() or not mod.exists():
+
+    # Processors: the names `fleuve process` accepts (handlers::NAMES), their topics.
+    processors_crate = (repo / "processors").resolve()
+    handlers = repo / "processors/src/handlers"
+    names_src = read_rust(handlers / "mod.rs")
+    n = re.search(r"\bconst\s+NAMES\s*:[^=]*=\s*&\[", names_src.masked)
+    if not n:
+        raise ValueError("processors/src/handlers/mod.rs: no `const NAMES`")
+    entries = names_src.masked[n.end():matching(names_src.masked, n.end() - 1)]
+    for entry in (e.strip() for e in entries.split(",")):
+        if not entry:
             continue
-        text = mod.read_text(encoding="utf-8")
+        module = entry.split("::")[0]
+        mod_rs = next((p for p in (handlers / module / "mod.rs", handlers / f"{module}.rs") if p.exists()), None)
+        name = str_const(repo, processors_crate, entry.split("::")[-1], mod_rs) if mod_rs else None
+        if name is None:
+            raise ValueError(f"processors/src/handlers/mod.rs: cannot resolve the processor name {entry}")
+        text = mod_rs.read_text(encoding="utf-8")
         t = re.search(r"fn topics\(&self\)[^{]*\{\s*&\[([^\]]*)\]", text)
-        names = re.findall(r"topics::([A-Z_]+)", t.group(1)) if t else []
-        code.processors[handler.name] = [consts.get(n, n) for n in names]
-    for rs in repo.glob("*/src/**/*.rs"):
-        text = rs.read_text(encoding="utf-8")
-        if "target" not in rs.parts and "prometheus" in text:
-            code.metrics.update(re.findall(r'"(fleuve_[a-z0-9_]+)"', text))
-    config_rs = (repo / "fleuve/src/config_file.rs").read_text(encoding="utf-8")
-    k = re.search(r"pub const KEYS: &\[&str\] = &\[(.*?)\];", config_rs, re.S)
-    code.config_keys = set(re.findall(r'"([a-z0-9_]+)"', k.group(1))) if k else set()
+        topic_consts = re.findall(r"topics::([A-Z_]+)", t.group(1)) if t else []
+        code.processors[name] = [consts.get(c, c) for c in topic_consts]
+        code.processor_dirs[name] = f"processors/src/handlers/{module}/"
+
+    # What the `fleuve` binary is built from: metrics, environment variables.
+    for crate in linked_crates(repo):
+        for source in crate_sources(crate):
+            masked = source.masked
+            for start, end, value in source.strings:
+                if re.fullmatch(r"FLEUVE_[A-Z0-9_]+", value):
+                    code.env_vars.add(value)
+                if not re.fullmatch(r"fleuve_[a-z0-9_]+", value) or "prometheus" not in masked:
+                    continue
+                code.metrics.add(value)
+                metric = _metric_definition(source, start, end)
+                if metric is not None:
+                    code.metric_defs[value] = metric
+
+    config_rs = read_rust(repo / "fleuve/src/config_file.rs")
+    k = re.search(r"pub const KEYS: &\[&str\] = &\[", config_rs.masked)
+    if k:
+        close = matching(config_rs.masked, k.end() - 1)
+        code.config_keys = {v for _, _, v in config_rs.literals_in(k.end(), close)}
+    # config_file.rs applies each key of fleuve.toml as FLEUVE_<KEY>.
+    code.env_vars |= {f"FLEUVE_{key.upper()}" for key in code.config_keys}
+    code.subcommands = clap_subcommands(read_rust(repo / "fleuve/src/main.rs"), "Command")
     return code
+
+
+def _metric_definition(source: RustSource, start: int, end: int) -> Metric | None:
+    """The metric whose name is the literal at `start` when it is the first argument of a
+    prometheus constructor (`register_*!(`, `Opts::new(`, `IntGauge::new(`…): its kind and
+    the label names of its `&[…]`."""
+    masked = source.masked
+    statement = max(masked.rfind(c, 0, start) for c in ";{}") + 1
+    prefix = masked[statement:start]
+    if not re.search(r"(\bregister_\w+!|\bopts!|\bhistogram_opts!|\b\w+::new|\b\w+::with_opts)\s*\(\s*$", prefix):
+        return None
+    stop = masked.find(";", end)
+    stop = len(masked) if stop < 0 else stop
+    lowered = prefix.lower()
+    kind = "histogram" if "histogram" in lowered else "counter" if "counter" in lowered else "gauge"
+    vec = bool(re.search(r"(_vec!|vec::new|vec::from_opts)", lowered))
+    labels: frozenset[str] | None = frozenset()
+    if vec:
+        bracket = re.search(r"&\s*\[", masked[end:stop])
+        labels = None
+        if bracket:
+            open_ = end + bracket.end() - 1
+            close = matching(masked, open_)
+            inner = source.literals_in(open_, close)
+            rest = masked[open_ + 1:close]
+            for s_start, s_end, _ in inner:
+                rest = rest[: s_start - open_ - 1] + " " * (s_end - s_start) + rest[s_end - open_ - 1:]
+            if not rest.replace(",", "").strip():  # nothing but literals
+                labels = frozenset(v for _, _, v in inner)
+    return Metric(kind, labels)
 
 
 # ---------------------------------------------------------------------------------------
@@ -191,12 +613,14 @@ class Overlay:
         self.problems: list[str] = []
         # Secrets the manifests use but do not define (created by the operator beforehand).
         self.external_secrets: dict[str, list[str]] = {}
+        # Deployment -> (the port its `fleuve` listens on, where that comes from).
+        self.listens: dict[str, tuple[int, str]] = {}
         self.namespace = next(
             (r["metadata"].get("namespace") for r in resources if r.get("metadata", {}).get("namespace")),
             None,
         )
 
-    # -- helpers
+    # -- lookups
 
     def where(self, r: dict) -> str:
         kind = r.get("kind", "?")
@@ -267,11 +691,11 @@ class Overlay:
             if sa and not self.named("ServiceAccount", sa):
                 self.fail(d, f"ServiceAccount {sa} is not in the overlay")
             for c in pod.get("containers", []):
-                port_names = {p.get("name") for p in c.get("ports", [])}
                 for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-                    port = (c.get(probe) or {}).get("httpGet", {}).get("port")
-                    if isinstance(port, str) and port not in port_names:
-                        self.fail(d, f"{probe} uses port {port}, which container {c.get('name')} does not declare")
+                    get = (c.get(probe) or {}).get("httpGet")
+                    if get and container_port(c, get.get("port")) is None:
+                        self.fail(d, f"{probe} port {get.get('port')} is not a port container {c.get('name')} declares "
+                                     f"({declared_ports(c)})")
                 for env in c.get("env", []):
                     ref = (env.get("valueFrom") or {})
                     if "configMapKeyRef" in ref:
@@ -295,12 +719,12 @@ class Overlay:
             if not targets:
                 self.fail(s, f"selector {selector} selects no Deployment's pods")
             for port in s["spec"].get("ports", []):
-                tp = port.get("targetPort")
+                tp = port.get("targetPort", port.get("port"))
                 for t in targets:
-                    names = {p.get("name") for c in deployments[t]["spec"]["template"]["spec"]["containers"]
-                             for p in c.get("ports", [])}
-                    if isinstance(tp, str) and tp not in names:
-                        self.fail(s, f"targetPort {tp} is not a port of Deployment {t}")
+                    containers = deployments[t]["spec"]["template"]["spec"]["containers"]
+                    if not any(container_port(c, tp) is not None for c in containers):
+                        self.fail(s, f"port {port.get('name') or port.get('port')}: targetPort {tp} is not a port of "
+                                     f"Deployment {t} ({'; '.join(declared_ports(c) for c in containers)})")
         for p in self.of_kind("PodDisruptionBudget"):
             if not selects(p["spec"].get("selector")):
                 self.fail(p, "selector selects no Deployment's pods")
@@ -347,9 +771,17 @@ class Overlay:
             if not services:
                 self.fail(m, "selects no Service")
             for ep in m["spec"].get("endpoints", []):
+                path = ep.get("path", "/metrics")
+                if path != "/metrics":
+                    self.fail(m, f"endpoint path {path}: Fleuve serves its metrics on /metrics")
                 for s in services:
                     if ep.get("port") not in {p.get("name") for p in s["spec"].get("ports", [])}:
                         self.fail(m, f"endpoint port {ep.get('port')} is not a port of Service {s['metadata']['name']}")
+                    if "targetPort" in ep:
+                        for t in selects(s["spec"].get("selector")):
+                            containers = deployments[t]["spec"]["template"]["spec"]["containers"]
+                            if not any(container_port(c, ep["targetPort"]) is not None for c in containers):
+                                self.fail(m, f"endpoint targetPort {ep['targetPort']} is not a port of Deployment {t}")
         for name, d in deployments.items():
             if d["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") != "fleuve":
                 continue
@@ -453,14 +885,16 @@ class Overlay:
 
         processors = {}
         for d in self.of_kind("Deployment"):
-            args = d["spec"]["template"]["spec"]["containers"][0].get("args", [])
+            args = [str(a) for a in d["spec"]["template"]["spec"]["containers"][0].get("args") or []]
             if args[:1] == ["process"]:
-                for n in args[1:]:
-                    processors[n] = d
+                for n in process_names(args):
+                    for name in (code.processors if n == "all" else [n]):
+                        processors[name] = d
         for name, consumed in code.processors.items():
             d = processors.get(name)
             if d is None:
-                self.fail(anchor, f"processor {name} (processors/src/handlers/{name}/) has no Deployment running `process {name}`")
+                self.fail(anchor, f"processor {name} ({code.processor_dirs[name]}) has no Deployment running "
+                                  f"`process {name}`")
                 continue
             if f"dlq.{name}" not in topics:
                 self.fail(d, f"no KafkaTopic for its dead-letter topic dlq.{name}")
@@ -478,17 +912,41 @@ class Overlay:
                         parts = topics.get(topic, {}).get("spec", {}).get("partitions")
                         if parts and s["spec"].get("maxReplicaCount", 100) > parts:
                             self.fail(s, f"maxReplicaCount {s['spec'].get('maxReplicaCount')} above the {parts} partitions of {topic}")
-                    servers = meta.get("bootstrapServers", "")
-                    for kname in kafkas:
-                        for server in servers.split(","):
-                            host = server.split(":")[0]
-                            if host.startswith(f"{kname}-kafka-bootstrap") and host != f"{kname}-kafka-bootstrap.{self.namespace}.svc" \
-                                    and not host.startswith(f"{kname}-kafka-bootstrap.{self.namespace}.svc."):
-                                self.fail(s, f"bootstrapServers {server}: KEDA runs in its own namespace and needs "
-                                             f"{kname}-kafka-bootstrap.{self.namespace}.svc")
-        for name, d in processors.items():
-            if name not in code.processors:
-                self.fail(d, f"runs processor {name}, which processors/src/handlers/ does not have")
+        self.check_scaler_brokers(kafkas)
+
+    def check_scaler_brokers(self, kafkas: dict[str, dict]) -> None:
+        """A KEDA kafka trigger reads the lag from the Kafka of this render, through its
+        bootstrap Service named in full (KEDA runs in its own namespace), on a listener port."""
+        for s in self.of_kind("ScaledObject"):
+            for trig in s["spec"].get("triggers", []):
+                if trig.get("type") != "kafka":
+                    continue
+                meta = trig.get("metadata", {})
+                servers = [x.strip() for x in str(meta.get("bootstrapServers", "")).split(",") if x.strip()]
+                expected = [f"{k}-kafka-bootstrap.{self.namespace}.svc:{listener['port']}"
+                            for k, kafka in kafkas.items() for listener in kafka_listeners(kafka)]
+                if not servers:
+                    self.fail(s, f"kafka trigger without bootstrapServers (expected {' or '.join(expected) or 'a Kafka'})")
+                for server in servers:
+                    m = re.fullmatch(r"([a-z0-9.-]+?)(?::(\d+))?", server)
+                    host, port = (m.group(1), m.group(2)) if m else (server, None)
+                    kname = next((k for k in kafkas if host == f"{k}-kafka-bootstrap"
+                                  or host.startswith(f"{k}-kafka-bootstrap.")), None)
+                    if kname is None:
+                        self.fail(s, f"bootstrapServers {server} is not the bootstrap Service of a Kafka of this "
+                                     f"render (expected {' or '.join(expected) or 'a Kafka resource'})")
+                        continue
+                    if host not in (f"{kname}-kafka-bootstrap.{self.namespace}.svc",
+                                    f"{kname}-kafka-bootstrap.{self.namespace}.svc.cluster.local"):
+                        self.fail(s, f"bootstrapServers {server}: KEDA runs in its own namespace and needs the "
+                                     f"Service's full name in this namespace, {kname}-kafka-bootstrap.{self.namespace}.svc")
+                    listeners = {int(lst["port"]): lst for lst in kafka_listeners(kafkas[kname])}
+                    if port is not None and int(port) not in listeners:
+                        self.fail(s, f"bootstrapServers {server}: port {port} is no listener of Kafka {kname} "
+                                     f"(listeners: {', '.join(str(p) for p in listeners) or 'none'})")
+                    elif port is not None and listeners[int(port)].get("tls") and str(meta.get("tls")) != "enable":
+                        self.fail(s, f"bootstrapServers {server}: listener {port} of Kafka {kname} is TLS, "
+                                     "but the trigger does not set tls: enable")
 
     def check_partners(self, cm: dict, topics: dict) -> None:
         """The exports processor's partners file (processors/src/handlers/exports/config.rs)."""
@@ -554,24 +1012,203 @@ class Overlay:
             key = ports.get(command)
             if not key:
                 continue
-            addr = str(config.get(key, ""))
+            # A FLEUVE_<KEY> variable of the container overrides the file.
+            var = f"FLEUVE_{key.upper()}"
+            env = next((e for e in c.get("env", []) if e.get("name") == var), None)
+            if env is not None and "value" not in env:
+                continue  # from a ConfigMap or Secret: not known here
+            addr, origin = (str(env["value"]), f"{var} of the container") if env is not None \
+                else (str(config.get(key, "")), f"{key} in fleuve.toml")
             m = re.fullmatch(r"(.*):(\d+)", addr)
             if not m:
                 self.fail(cm, f"fleuve.toml: {key} must be set (the default listens on 127.0.0.1 only)")
                 continue
             host, port = m.group(1), int(m.group(2))
             if host.startswith("127.") or host in ("localhost", "[::1]"):
-                self.fail(cm, f"fleuve.toml: {key}={addr} listens on loopback: probes and Services cannot reach it")
+                self.fail(cm if env is None else d,
+                          f"{origin}: {addr} listens on loopback: probes and Services cannot reach it")
             declared = [p.get("containerPort") for p in c.get("ports", [])]
             if port not in declared:
-                self.fail(d, f"listens on {port} ({key} in fleuve.toml) but declares container ports {declared}")
+                self.fail(d, f"listens on {port} ({origin}) but declares container ports {declared}")
+            self.listens[d["metadata"]["name"]] = (port, origin)
+
+    # -- 5: the containers against the binary
+
+    def fleuve_pods(self):
+        """(workload, pod spec) of every workload labelled app.kubernetes.io/part-of=fleuve."""
+        for kind in WORKLOADS:
+            for w in self.of_kind(kind):
+                if w["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") != "fleuve":
+                    continue
+                spec = w.get("spec", {})
+                if kind == "CronJob":
+                    spec = spec.get("jobTemplate", {}).get("spec", {})
+                yield w, (spec.get("template") or {}).get("spec") or {}
+
+    def selected_deployments(self, selector: dict | None) -> list[dict]:
+        match = (selector or {}).get("matchLabels", selector or {})
+        if not match:
+            return []
+        return [d for d in self.of_kind("Deployment")
+                if all(d["spec"]["template"]["metadata"].get("labels", {}).get(k) == v for k, v in match.items())]
+
+    def check_workloads(self) -> None:
+        for w, pod in self.fleuve_pods():
+            pod_security = pod.get("securityContext") or {}
+            containers = [(c, False) for c in pod.get("initContainers", [])] + \
+                         [(c, True) for c in pod.get("containers", [])]
+            for c, main in containers:
+                self.check_container(w, c, main, pod_security)
+        self.check_scrape_ports()
+        self.check_ops_port_exposure()
+
+    def check_container(self, w: dict, c: dict, main: bool, pod_security: dict) -> None:
+        code = self.code
+        name = c.get("name")
+        image = str(c.get("image", ""))
+        if image_repository(image).rsplit("/", 1)[-1] != "fleuve":
+            self.fail(w, f"container {name}: image {image} is not the fleuve image (the last path component of its "
+                         "repository must be `fleuve`; an overlay may change the registry, the path before it and the tag)")
+            return
+        command = c.get("command")
+        if command is not None and (len(command) != 1 or Path(str(command[0])).name != "fleuve"):
+            self.fail(w, f"container {name}: command {command} replaces the image's entrypoint (/usr/local/bin/fleuve): "
+                         "give the subcommand in args")
+        args = [str(a) for a in c.get("args") or []]
+        known = ", ".join(sorted(code.subcommands))
+        if not args:
+            self.fail(w, f"container {name}: no args: the image then runs `fleuve --help` and exits "
+                         f"(subcommands: {known})")
+        elif args[0] not in code.subcommands and "*" not in code.subcommands:
+            self.fail(w, f"container {name}: args[0] `{args[0]}` is not a subcommand of fleuve "
+                         f"(fleuve/src/main.rs, enum Command: {known})")
+        elif args[0] == "process":
+            names = process_names(args)
+            if not names:
+                self.fail(w, f"container {name}: `process` without a processor name")
+            for n in names:
+                if n != "all" and n not in code.processors:
+                    self.fail(w, f"container {name}: `process {n}`: fleuve has no processor {n} "
+                                 f"(processors/src/handlers/mod.rs NAMES: {', '.join(code.processors)}; or all)")
+        for env in c.get("env", []):
+            self.check_env_name(w, name, str(env.get("name", "")), "env")
+        for src in c.get("envFrom", []):
+            ref = src.get("configMapRef")
+            cm = self.named("ConfigMap", ref.get("name")) if ref else None
+            for key in (cm or {}).get("data") or {}:
+                self.check_env_name(w, name, src.get("prefix", "") + key, f"envFrom ConfigMap {ref.get('name')}")
+        # Non-root: the container's securityContext, else the pod's.
+        sc = c.get("securityContext") or {}
+        non_root = sc.get("runAsNonRoot", pod_security.get("runAsNonRoot"))
+        user = sc.get("runAsUser", pod_security.get("runAsUser"))
+        if non_root is not True:
+            self.fail(w, f"container {name}: runAsNonRoot is {'not set' if non_root is None else json.dumps(non_root)} "
+                         "(container and pod securityContext): it must be true")
+        if not isinstance(user, int) or isinstance(user, bool) or user == 0:
+            self.fail(w, f"container {name}: runAsUser is {'not set' if user is None else user} "
+                         "(container and pod securityContext): it must be a non-zero uid (the image's is 65532)")
+        if not main:
+            return
+        listen = self.listens.get(w["metadata"]["name"])
+        for probe, path in PROBE_PATHS.items():
+            p = c.get(probe)
+            if p is None:
+                continue
+            get = p.get("httpGet")
+            if get is None:
+                self.fail(w, f"container {name}: {probe} is not an httpGet of {path}")
+                continue
+            if get.get("path") != path:
+                self.fail(w, f"container {name}: {probe} path {get.get('path')}: fleuve answers it on {path} "
+                             "(/healthz: the process is alive; /readyz: it can serve)")
+            port = container_port(c, get.get("port"))
+            if port is not None and listen and port != listen[0]:
+                self.fail(w, f"container {name}: {probe} on port {port}, but fleuve listens on {listen[0]} ({listen[1]})")
+
+    def check_env_name(self, w: dict, container: str, var: str, where: str) -> None:
+        if var.startswith("FLEUVE_") and var not in self.code.env_vars:
+            # Compared without the common prefix, which would make every name look alike.
+            names = {v.removeprefix("FLEUVE_"): v for v in self.code.env_vars}
+            close = [names[n] for n in difflib.get_close_matches(var.removeprefix("FLEUVE_"), sorted(names), n=2,
+                                                                 cutoff=0.75)]
+            hint = f"did you mean {' or '.join(close)}?" if close else \
+                f"it reads {', '.join(sorted(self.code.env_vars))}"
+            self.fail(w, f"container {container}: {where} {var}: the fleuve binary reads no such variable ({hint})")
+
+    def check_scrape_ports(self) -> None:
+        """Each ServiceMonitor endpoint reaches, through its Service, the port fleuve listens on."""
+        for m in self.of_kind("ServiceMonitor"):
+            match = m["spec"]["selector"].get("matchLabels", {})
+            services = [s for s in self.of_kind("Service")
+                        if all(s["metadata"].get("labels", {}).get(k) == v for k, v in match.items())]
+            for ep in m["spec"].get("endpoints", []):
+                for s in services:
+                    port = next((p for p in s["spec"].get("ports", []) if p.get("name") == ep.get("port")), None)
+                    if port is None:
+                        continue  # reported by check_references
+                    target = ep.get("targetPort", port.get("targetPort", port.get("port")))
+                    for d in self.selected_deployments(s["spec"].get("selector")):
+                        listen = self.listens.get(d["metadata"]["name"])
+                        number = next((n for c in d["spec"]["template"]["spec"]["containers"]
+                                       if (n := container_port(c, target)) is not None), None)
+                        if listen and number is not None and number != listen[0]:
+                            self.fail(m, f"endpoint port {ep.get('port')} reaches port {number} of Deployment "
+                                         f"{d['metadata']['name']} through Service {s['metadata']['name']}, but fleuve "
+                                         f"listens on {listen[0]} ({listen[1]})")
+
+    def check_ops_port_exposure(self) -> None:
+        """The processors' ops port also serves /admin/* (start a rebuild, drop a projection
+        version) without authentication: no NetworkPolicy may open it beyond chosen pods."""
+        policies = [n for n in self.of_kind("NetworkPolicy") if "Ingress" in n["spec"].get("policyTypes", ["Ingress"])]
+        exposed: dict[tuple[str, str], tuple[dict, int, list[str]]] = {}
+        for d in self.of_kind("Deployment"):
+            c = d["spec"]["template"]["spec"]["containers"][0]
+            if (c.get("args") or [""])[0] not in ("process", "run"):
+                continue
+            listen = self.listens.get(d["metadata"]["name"])
+            if not listen:
+                continue
+            labels = d["spec"]["template"]["metadata"].get("labels", {})
+            for n in policies:
+                if not self.policy_selects(n["spec"].get("podSelector", {}), {"d": labels}):
+                    continue
+                for rule in n["spec"].get("ingress") or []:
+                    ports = rule.get("ports")
+                    if ports and not any(
+                        p.get("port") is None or container_port(c, p.get("port")) == listen[0]
+                        or (isinstance(p.get("port"), int) and p.get("endPort", p["port"]) >= listen[0] >= p["port"])
+                        for p in ports
+                    ):
+                        continue
+                    peers = rule.get("from") or []
+                    wide = ["every source (no `from`)"] if not peers else [
+                        describe_peer(p) for p in peers
+                        if "ipBlock" in p or not ((p.get("podSelector") or {}).get("matchLabels")
+                                                  or (p.get("podSelector") or {}).get("matchExpressions"))
+                    ]
+                    for peer in wide:
+                        entry = exposed.setdefault((n["metadata"]["name"], peer), (n, listen[0], []))
+                        entry[2].append(d["metadata"]["name"])
+        for (_, peer), (n, port, deployments) in exposed.items():
+            self.fail(n, f"lets {peer} reach port {port} of {', '.join(sorted(deployments))}, whose /admin/* "
+                         "endpoints (start a rebuild, drop a projection version) have no authentication: allow "
+                         "only chosen pods there (a podSelector: Prometheus'); operators use kubectl port-forward")
+
+    # -- 6: the alerts and the dashboards against the code's metrics
 
     def check_metrics(self) -> None:
-        exprs: list[tuple[dict, str]] = []
+        """Every `fleuve_*` metric of the alerts and the dashboards is defined in the code, and
+        every label they name (matchers, by/without/on/group_*, the alerts' `$labels.x`, the
+        legends' `{{x}}`) is one the series carry at that point of the expression."""
+        # (owner, where, expression, texts whose label references must be in the result)
+        exprs: list[tuple[dict, str, str, list[str]]] = []
         for rule in self.of_kind("PrometheusRule"):
             for g in rule["spec"].get("groups", []):
                 for r in g.get("rules", []):
-                    exprs.append((rule, str(r.get("expr", ""))))
+                    name = r.get("alert") or r.get("record") or "?"
+                    texts = [str(v) for v in {**(r.get("labels") or {}), **(r.get("annotations") or {})}.values()]
+                    refs = [m for t in texts for m in re.findall(r"\$labels\.([A-Za-z_][A-Za-z0-9_]*)", t)]
+                    exprs.append((rule, f"rule {name}", str(r.get("expr", "")), refs))
         for cm in self.of_kind("ConfigMap"):
             for key, text in (cm.get("data") or {}).items():
                 if not key.endswith(".json"):
@@ -583,14 +1220,87 @@ class Overlay:
                     continue
                 for panel in walk_panels(dashboard.get("panels", [])):
                     for t in panel.get("targets", []):
-                        exprs.append((cm, str(t.get("expr", ""))))
-        for owner, expr in exprs:
+                        refs = re.findall(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}", str(t.get("legendFormat", "")))
+                        exprs.append((cm, f"{key} panel \"{panel.get('title')}\"", str(t.get("expr", "")), refs))
+        for owner, where, expr, refs in exprs:
             if not balanced(expr):
-                self.fail(owner, f"unbalanced brackets or quotes in `{short(expr)}`")
+                self.fail(owner, f"{where}: unbalanced brackets or quotes in `{short(expr)}`")
+                continue
+            missing = False
             for metric in re.findall(r"\bfleuve_[a-z0-9_]+", expr):
                 base = re.sub(r"_(bucket|sum|count)$", "", metric)
                 if metric not in self.code.metrics and base not in self.code.metrics:
-                    self.fail(owner, f"metric {metric} is defined nowhere in the code (`{short(expr)}`)")
+                    self.fail(owner, f"{where}: metric {metric} is defined nowhere in the code (`{short(expr)}`)")
+                    missing = True
+            if missing or not expr.strip():
+                continue
+            try:
+                problems, result = promql.label_check(expr, self.code.series_labels, SCRAPE_LABELS)
+            except promql.PromQLError as e:
+                self.fail(owner, f"{where}: cannot read the PromQL `{short(expr)}`: {e}")
+                continue
+            for problem in problems:
+                self.fail(owner, f"{where}: {problem} (`{short(expr)}`)")
+            if result is not None:
+                for ref in sorted(set(refs) - result):
+                    self.fail(owner, f"{where}: uses label `{ref}`, which the series of `{short(expr)}` do not "
+                                     f"carry (they keep {', '.join(sorted(result)) or 'no label'})")
+
+
+WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
+# What fleuve's ops routes answer (service/src: ops_routes).
+PROBE_PATHS = {"startupProbe": "/healthz", "livenessProbe": "/healthz", "readinessProbe": "/readyz"}
+
+
+def image_repository(image: str) -> str:
+    """`registry/path/name` of an image reference, without its tag or digest."""
+    image = image.split("@", 1)[0]
+    slash = image.rfind("/")
+    colon = image.rfind(":")
+    return image[:colon] if colon > slash else image
+
+
+def container_port(c: dict, port) -> int | None:
+    """The containerPort a probe or Service port (a name or a number) designates in container
+    `c`, or None when the container declares no such port."""
+    for p in c.get("ports", []):
+        if (isinstance(port, str) and p.get("name") == port) or \
+                (isinstance(port, int) and not isinstance(port, bool) and p.get("containerPort") == port):
+            return p.get("containerPort")
+    return None
+
+
+def declared_ports(c: dict) -> str:
+    ports = [f"{p.get('name')}={p.get('containerPort')}" if p.get("name") else str(p.get("containerPort"))
+             for p in c.get("ports", [])]
+    return f"container {c.get('name')} declares {', '.join(ports) or 'no port'}"
+
+
+def process_names(args: list[str]) -> list[str]:
+    """The processor names of `process <name>…` (the arguments before the first flag)."""
+    names = []
+    for a in args[1:]:
+        if a.startswith("-"):
+            break
+        names.append(a)
+    return names
+
+
+def kafka_listeners(kafka: dict) -> list[dict]:
+    """The listeners of a Strimzi Kafka that its bootstrap Service exposes in the cluster."""
+    return [lst for lst in kafka.get("spec", {}).get("kafka", {}).get("listeners", [])
+            if lst.get("type") in ("internal", "cluster-ip") and isinstance(lst.get("port"), int)]
+
+
+def describe_peer(peer: dict) -> str:
+    if "ipBlock" in peer:
+        return f"ipBlock {peer['ipBlock'].get('cidr')}"
+    ns = peer.get("namespaceSelector")
+    if ns is not None:
+        labels = ns.get("matchLabels") or {}
+        return "every pod of " + (f"namespace {labels.get('kubernetes.io/metadata.name')}"
+                                  if "kubernetes.io/metadata.name" in labels else f"the namespaces {ns or 'all'}")
+    return "every pod of the namespace"
 
 
 def walk_panels(panels):
@@ -667,7 +1377,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         o = Overlay(path.name, resources, sources, code, args.kubernetes_version)
         o.validate_schemas()
-        for step in (o.check_references, o.check_platform, o.check_config, o.check_metrics):
+        for step in (o.check_references, o.check_platform, o.check_config, o.check_workloads, o.check_metrics):
             try:
                 step()
             except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:

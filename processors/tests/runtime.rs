@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use apache_avro::types::Value;
 use fleuve_processors::handlers::UserProgress;
 use fleuve_processors::runtime::{Processor, ProcessorConfig};
-use fleuve_producers::{Publisher, PublisherConfig};
+use fleuve_producers::Publisher;
+use fleuve_projections::testing::FaultyStore;
 use fleuve_projections::{progress, PageRequest, Store};
 use fleuve_schemas::{Event, PlaybackProgressed};
 use fleuve_service::Readiness;
@@ -103,14 +104,7 @@ async fn run_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_goes_to_the_dlq_and_the_store_checkpoint_is_the_truth() {
-    let kafka = Kafka::start().await;
-    kafka.create_topic("dlq.user_progress", 1);
-    let publisher = Publisher::new(PublisherConfig::new(
-        kafka.config(),
-        &kafka.registry_url,
-        "test",
-    ))
-    .unwrap();
+    let (kafka, publisher) = runtime_support::kafka_for("user_progress").await;
 
     let mut expected = BTreeMap::new();
     for i in 0..20 {
@@ -352,29 +346,22 @@ async fn batch_sizes_out_of_bounds_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_are_bounded_by_size() {
-    use runtime_support::{wait_for, Tally, TestStore};
+    use runtime_support::{applied_per_event, batch_sizes, wait_for, Tally};
     const NAME: &str = "tally_batch_size";
-    let kafka = Kafka::start().await;
-    kafka.create_topic(&format!("dlq.{NAME}"), 1);
-    let publisher = Publisher::new(PublisherConfig::new(
-        kafka.config(),
-        &kafka.registry_url,
-        "test",
-    ))
-    .unwrap();
+    let (kafka, publisher) = runtime_support::kafka_for(NAME).await;
     // All queued before the processor starts: batches are as large as allowed.
     runtime_support::publish(&publisher, 0..40, 1).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = TestStore::new(runtime_support::embedded(dir.path()).await);
+    let store = FaultyStore::new(runtime_support::embedded(dir.path()).await);
     let running = runtime_support::start_with(&kafka, Tally::new(NAME), store.clone(), |c| {
         c.batch_max_events = 3;
     });
     wait_for("40 events applied", Duration::from_secs(60), async || {
-        (store.applied().len() == 40).then_some(())
+        (applied_per_event(&[&store]).len() == 40).then_some(())
     })
     .await;
     running.stop().await.unwrap();
-    let sizes = store.batch_sizes();
+    let sizes = batch_sizes(&store);
     assert_eq!(sizes.iter().sum::<usize>(), 40);
     assert!(sizes.iter().all(|n| *n <= 3), "{sizes:?}");
     assert!(
@@ -385,19 +372,12 @@ async fn batches_are_bounded_by_size() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_wait_from_their_first_record_and_end_on_shutdown() {
-    use runtime_support::{wait_for, Tally, TestStore};
+    use runtime_support::{applied_per_event, batch_sizes, wait_for, Tally};
     const NAME: &str = "tally_batch_wait";
     const WAIT: Duration = Duration::from_millis(1500);
-    let kafka = Kafka::start().await;
-    kafka.create_topic(&format!("dlq.{NAME}"), 1);
-    let publisher = Publisher::new(PublisherConfig::new(
-        kafka.config(),
-        &kafka.registry_url,
-        "test",
-    ))
-    .unwrap();
+    let (kafka, publisher) = runtime_support::kafka_for(NAME).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = TestStore::new(runtime_support::embedded(dir.path()).await);
+    let store = FaultyStore::new(runtime_support::embedded(dir.path()).await);
     let running = runtime_support::start_with(&kafka, Tally::new(NAME), store.clone(), |c| {
         c.batch_max_wait = WAIT;
     });
@@ -405,7 +385,7 @@ async fn batches_wait_from_their_first_record_and_end_on_shutdown() {
     wait_for(
         "the first event applied",
         Duration::from_secs(60),
-        async || (store.applied().len() == 1).then_some(()),
+        async || (applied_per_event(&[&store]).len() == 1).then_some(()),
     )
     .await;
 
@@ -413,15 +393,19 @@ async fn batches_wait_from_their_first_record_and_end_on_shutdown() {
     let opened = Instant::now();
     runtime_support::publish(&publisher, 1..2, 1).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(store.applied().len(), 1, "applied before the wait was over");
+    assert_eq!(
+        applied_per_event(&[&store]).len(),
+        1,
+        "applied before the wait was over"
+    );
     runtime_support::publish(&publisher, 2..3, 1).await;
     wait_for("the batch applied", Duration::from_secs(30), async || {
-        (store.applied().len() == 3).then_some(())
+        (applied_per_event(&[&store]).len() == 3).then_some(())
     })
     .await;
     let took = opened.elapsed();
     assert!(took >= WAIT, "the batch ended after {took:?}");
-    assert_eq!(store.batch_sizes(), [1, 2], "one batch for the two events");
+    assert_eq!(batch_sizes(&store), [1, 2], "one batch for the two events");
 
     // Shutdown ends a waiting batch at once, and what it holds is applied.
     runtime_support::publish(&publisher, 3..4, 1).await;
@@ -433,7 +417,7 @@ async fn batches_wait_from_their_first_record_and_end_on_shutdown() {
         "shutdown waited for the batch: {:?}",
         stopping.elapsed()
     );
-    assert_eq!(store.batch_sizes(), [1, 2, 1]);
+    assert_eq!(batch_sizes(&store), [1, 2, 1]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,14 +446,7 @@ async fn metrics_count_what_was_consumed_applied_and_dead_lettered() {
             metric("fleuve_processor_batch_duration_seconds", &[]),
         ]
     };
-    let kafka = Kafka::start().await;
-    kafka.create_topic(&format!("dlq.{NAME}"), 1);
-    let publisher = Publisher::new(PublisherConfig::new(
-        kafka.config(),
-        &kafka.registry_url,
-        "test",
-    ))
-    .unwrap();
+    let (kafka, publisher) = runtime_support::kafka_for(NAME).await;
     // 40 events, one of them rejected by the handler, and one record that is not Avro.
     runtime_support::publish(&publisher, 0..20, USERS).await;
     raw(&kafka, "u-1", b"not avro at all").await;

@@ -46,14 +46,21 @@
 //! }
 //! # fn main() {}
 //! ```
+//!
+//! [`FaultyStore`] wraps any store to make it fail, hold its writes or slow its reads on
+//! demand ([`Faults`]), for the tests of what runs on top of a store (processors, the query
+//! API).
 
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use crate::{Store, StoreError};
+use async_trait::async_trait;
+
+use crate::{Checkpoint, Row, Store, StoreError, TableRow, WriteBatch};
 
 /// The environment variable naming the ScyllaDB cluster tests may use.
 pub const SCYLLA_URI: &str = "SCYLLA_URI";
@@ -262,6 +269,243 @@ impl Drop for ScratchDir {
     }
 }
 
+/// Failures and delays a [`FaultyStore`] injects, switched on and off while it runs. Every
+/// injected failure is counted ([`Faults::injected`]); a store with no fault switched on
+/// behaves as the store it wraps.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// While set, every call fails at once with the error this returns.
+    every_call: Mutex<Option<fn() -> StoreError>>,
+    /// Fails `apply` with the permanent [`StoreError::Backend`].
+    apply_fatal: AtomicBool,
+    /// Fails `apply` with the transient [`StoreError::Unavailable`].
+    apply_unavailable: AtomicBool,
+    /// Fails `checkpoint` with the transient [`StoreError::Unavailable`].
+    checkpoint_unavailable: AtomicBool,
+    /// While non-zero, the longest an `apply` waits (in ms) before it goes on.
+    hold_apply_ms: AtomicU64,
+    /// Added to every row read (`get`, `get_many`, `scan`, `scan_table`), in ms.
+    read_delay_ms: AtomicU64,
+    /// Batches applied by the wrapped store.
+    applies: AtomicU64,
+    /// Failures injected so far.
+    injected: AtomicU64,
+}
+
+impl Faults {
+    /// Makes every call (pings, reads, writes) fail at once with the error `error` returns,
+    /// as an unreachable store does, or stops it (`None`). Checked before any other fault.
+    pub fn fail_every_call(&self, error: Option<fn() -> StoreError>) {
+        *self
+            .every_call
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = error;
+    }
+
+    /// Makes `apply` fail with the permanent `StoreError::Backend("disk full")`, or stops it.
+    pub fn apply_fatal(&self, on: bool) {
+        self.apply_fatal.store(on, Ordering::SeqCst);
+    }
+
+    /// Makes `apply` fail with the transient `StoreError::Unavailable("node restarting")`,
+    /// or stops it.
+    pub fn apply_unavailable(&self, on: bool) {
+        self.apply_unavailable.store(on, Ordering::SeqCst);
+    }
+
+    /// Makes `checkpoint` (not `checkpoints`) fail with the transient
+    /// `StoreError::Unavailable("checkpoint read timed out")`, or stops it.
+    pub fn checkpoint_unavailable(&self, on: bool) {
+        self.checkpoint_unavailable.store(on, Ordering::SeqCst);
+    }
+
+    /// Holds every `apply` (a slow store): each waits, before it reaches the wrapped store,
+    /// until [`Faults::release_apply`] or for `max` at most, counted from its own start.
+    pub fn hold_apply(&self, max: Duration) {
+        self.hold_apply_ms
+            .store(millis(max).max(1), Ordering::SeqCst);
+    }
+
+    /// Lets held and later `apply` calls go on.
+    pub fn release_apply(&self) {
+        self.hold_apply_ms.store(0, Ordering::SeqCst);
+    }
+
+    /// Delays every row read (`get`, `get_many`, `scan`, `scan_table`; not checkpoint reads
+    /// nor pings) by `delay`, or stops it (`Duration::ZERO`).
+    pub fn read_delay(&self, delay: Duration) {
+        self.read_delay_ms.store(millis(delay), Ordering::SeqCst);
+    }
+
+    /// Batches the wrapped store has applied (failed and injected ones left out).
+    pub fn applies(&self) -> u64 {
+        self.applies.load(Ordering::SeqCst)
+    }
+
+    /// Failures injected so far, of every kind.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::SeqCst)
+    }
+
+    fn inject<T>(&self, error: StoreError) -> Result<T, StoreError> {
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        Err(error)
+    }
+
+    fn check_every_call(&self) -> Result<(), StoreError> {
+        let every_call = *self
+            .every_call
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match every_call {
+            Some(error) => self.inject(error()),
+            None => Ok(()),
+        }
+    }
+
+    /// The checks of a row read: failing every call, then the read delay.
+    async fn before_read(&self) -> Result<(), StoreError> {
+        self.check_every_call()?;
+        let delay = self.read_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        Ok(())
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A store that delegates every call to another and injects the [`Faults`] switched on:
+/// failures (transient or permanent), held writes and slow reads. It also keeps a copy of
+/// every batch the wrapped store applied ([`FaultyStore::applied`]), so that a test can
+/// see what a processor wrote and in which batches.
+///
+/// `apply` checks, in order: failing every call, the fatal failure, the transient failure,
+/// the hold; then it applies and records the batch.
+#[derive(Debug)]
+pub struct FaultyStore {
+    inner: Arc<dyn Store>,
+    faults: Faults,
+    applied: Mutex<Vec<WriteBatch>>,
+}
+
+impl FaultyStore {
+    /// Wraps `inner`, no fault switched on.
+    pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            faults: Faults::default(),
+            applied: Mutex::default(),
+        })
+    }
+
+    /// The switches and counters of this store.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Every batch the wrapped store applied through this one, in the order `apply`
+    /// returned.
+    pub fn applied(&self) -> Vec<WriteBatch> {
+        self.applied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait]
+impl Store for FaultyStore {
+    async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let faults = &self.faults;
+        faults.check_every_call()?;
+        if faults.apply_fatal.load(Ordering::SeqCst) {
+            return faults.inject(StoreError::Backend("disk full".into()));
+        }
+        if faults.apply_unavailable.load(Ordering::SeqCst) {
+            return faults.inject(StoreError::Unavailable("node restarting".into()));
+        }
+        let started = Instant::now();
+        loop {
+            let hold = faults.hold_apply_ms.load(Ordering::SeqCst);
+            if hold == 0 || started.elapsed() >= Duration::from_millis(hold) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.inner.apply(batch.clone()).await?;
+        faults.applies.fetch_add(1, Ordering::SeqCst);
+        self.applied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(batch);
+        Ok(())
+    }
+
+    async fn get(&self, table: &str, pk: &str, ck: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.faults.before_read().await?;
+        self.inner.get(table, pk, ck).await
+    }
+
+    async fn get_many(
+        &self,
+        table: &str,
+        keys: &[(String, String)],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.faults.before_read().await?;
+        self.inner.get_many(table, keys).await
+    }
+
+    async fn scan(
+        &self,
+        table: &str,
+        pk: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Row>, StoreError> {
+        self.faults.before_read().await?;
+        self.inner.scan(table, pk, after, limit).await
+    }
+
+    async fn scan_table(
+        &self,
+        table: &str,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<TableRow>, StoreError> {
+        self.faults.before_read().await?;
+        self.inner.scan_table(table, after, limit).await
+    }
+
+    async fn checkpoint(
+        &self,
+        projection: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>, StoreError> {
+        self.faults.check_every_call()?;
+        if self.faults.checkpoint_unavailable.load(Ordering::SeqCst) {
+            return self
+                .faults
+                .inject(StoreError::Unavailable("checkpoint read timed out".into()));
+        }
+        self.inner.checkpoint(projection, topic, partition).await
+    }
+
+    async fn checkpoints(&self, projection: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        self.faults.check_every_call()?;
+        self.inner.checkpoints(projection).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.faults.check_every_call()?;
+        self.inner.ping().await
+    }
+}
+
 /// Generates one `#[tokio::test]` per case and backend, in modules `embedded` and
 /// `scylla`, so that the name of a test says which backend it ran on
 /// (`scylla::scenario_ping`). See [`testing`](crate::testing).
@@ -352,6 +596,85 @@ mod tests {
             Backend::Embedded.skip_reason().is_none(),
             cfg!(feature = "embedded")
         );
+    }
+
+    #[cfg(feature = "embedded")]
+    #[tokio::test]
+    async fn a_faulty_store_injects_its_faults_and_records_what_it_applied() {
+        use crate::{Checkpoint, Write, WriteBatch};
+        let fresh = Backend::Embedded.fresh().await.unwrap();
+        let store = FaultyStore::new(Arc::clone(fresh.store()));
+        let faults = store.faults();
+        let batch = |n: i64| WriteBatch {
+            projection: "p".into(),
+            writes: vec![Write::Put {
+                table: "t",
+                pk: "k".into(),
+                ck: "c".into(),
+                value: n.to_string().into_bytes(),
+                ts: n,
+            }]
+            .into(),
+            checkpoints: vec![Checkpoint {
+                topic: "t".into(),
+                partition: 0,
+                next_offset: n,
+            }],
+        };
+
+        // Nothing switched on: the wrapped store's answers.
+        store.apply(batch(1)).await.unwrap();
+        assert_eq!(store.get("t", "k", "c").await.unwrap(), Some(b"1".to_vec()));
+        store.ping().await.unwrap();
+        assert_eq!((faults.applies(), faults.injected()), (1, 0));
+
+        faults.apply_unavailable(true);
+        let err = store.apply(batch(2)).await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        faults.apply_fatal(true);
+        let err = store.apply(batch(2)).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Backend(ref m) if m == "disk full"),
+            "{err}"
+        );
+        faults.apply_fatal(false);
+        faults.apply_unavailable(false);
+        assert_eq!((faults.applies(), faults.injected()), (1, 2));
+
+        faults.checkpoint_unavailable(true);
+        assert!(store
+            .checkpoint("p", "t", 0)
+            .await
+            .unwrap_err()
+            .is_transient());
+        assert_eq!(store.checkpoints("p").await.unwrap().len(), 1);
+        faults.checkpoint_unavailable(false);
+        assert_eq!(store.checkpoint("p", "t", 0).await.unwrap(), Some(1));
+
+        faults.fail_every_call(Some(|| StoreError::Unavailable("node down".into())));
+        assert!(store.ping().await.unwrap_err().is_transient());
+        assert!(store.get("t", "k", "c").await.unwrap_err().is_transient());
+        assert!(store.checkpoints("p").await.unwrap_err().is_transient());
+        assert!(store.apply(batch(3)).await.unwrap_err().is_transient());
+        faults.fail_every_call(None);
+        assert_eq!(faults.injected(), 7);
+
+        faults.read_delay(Duration::from_millis(150));
+        let started = Instant::now();
+        store.get("t", "k", "c").await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        faults.read_delay(Duration::ZERO);
+
+        // A held apply waits for its bound, then goes on.
+        faults.hold_apply(Duration::from_millis(150));
+        let started = Instant::now();
+        store.apply(batch(4)).await.unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        faults.release_apply();
+
+        assert_eq!(store.applied(), vec![batch(1), batch(4)]);
+        assert_eq!(faults.applies(), 2);
+        assert_eq!(store.get("t", "k", "c").await.unwrap(), Some(b"4".to_vec()));
     }
 
     #[cfg(feature = "embedded")]

@@ -60,6 +60,11 @@ fn batch(writes: Vec<Write>, checkpoints: Vec<Checkpoint>) -> WriteBatch {
     }
 }
 
+/// Applies `writes` and `checkpoints` in one batch.
+async fn apply(store: &Arc<dyn Store>, writes: Vec<Write>, checkpoints: Vec<Checkpoint>) {
+    store.apply(batch(writes, checkpoints)).await.unwrap();
+}
+
 async fn value(store: &Arc<dyn Store>, table: &str, pk: &str, ck: &str) -> Option<String> {
     store
         .get(table, pk, ck)
@@ -108,13 +113,12 @@ async fn whole_table(store: &Arc<dyn Store>, table: &str, page: usize) -> Vec<Ta
 
 async fn scenario_put_get_delete(store: Arc<dyn Store>) {
     assert_eq!(value(&store, T, "u1", "c1").await, None);
-    store
-        .apply(batch(
-            vec![put(T, "u1", "c1", "one", 1), put(T, "u1", "c2", "two", 2)],
-            vec![],
-        ))
-        .await
-        .unwrap();
+    apply(
+        &store,
+        vec![put(T, "u1", "c1", "one", 1), put(T, "u1", "c2", "two", 2)],
+        vec![],
+    )
+    .await;
     assert_eq!(value(&store, T, "u1", "c1").await.as_deref(), Some("one"));
     let many = store
         .get_many(
@@ -133,69 +137,62 @@ async fn scenario_put_get_delete(store: Arc<dyn Store>) {
         "get_many answers in the order of the keys"
     );
     assert!(store.get_many(T, &[]).await.unwrap().is_empty());
-    store
-        .apply(batch(
-            vec![put(T, "u1", "c1", "uno", 3), del(T, "u1", "c2", 3)],
-            vec![],
-        ))
-        .await
-        .unwrap();
+    apply(
+        &store,
+        vec![put(T, "u1", "c1", "uno", 3), del(T, "u1", "c2", 3)],
+        vec![],
+    )
+    .await;
     assert_eq!(value(&store, T, "u1", "c1").await.as_deref(), Some("uno"));
     assert_eq!(value(&store, T, "u1", "c2").await, None);
     // Deleting an absent row is fine.
-    store
-        .apply(batch(vec![del(T, "u1", "nope", 4)], vec![]))
-        .await
-        .unwrap();
+    apply(&store, vec![del(T, "u1", "nope", 4)], vec![]).await;
     // The same key in another table is another row.
     assert_eq!(value(&store, OTHER, "u1", "c1").await, None);
 }
 
 async fn scenario_later_writes_in_a_batch_win(store: Arc<dyn Store>) {
-    store
-        .apply(batch(
-            vec![
-                put(T, "u", "a", "1", 10),
-                put(T, "u", "a", "2", 10),
-                put(T, "u", "b", "1", 10),
-                del(T, "u", "b", 10),
-                del(T, "u", "c", 10),
-                put(T, "u", "c", "back", 10),
-            ],
-            vec![],
-        ))
-        .await
-        .unwrap();
+    apply(
+        &store,
+        vec![
+            put(T, "u", "a", "1", 10),
+            put(T, "u", "a", "2", 10),
+            put(T, "u", "b", "1", 10),
+            del(T, "u", "b", 10),
+            del(T, "u", "c", 10),
+            put(T, "u", "c", "back", 10),
+        ],
+        vec![],
+    )
+    .await;
     assert_eq!(value(&store, T, "u", "a").await.as_deref(), Some("2"));
     assert_eq!(value(&store, T, "u", "b").await, None);
     assert_eq!(value(&store, T, "u", "c").await.as_deref(), Some("back"));
 }
 
 async fn scenario_partition_delete(store: Arc<dyn Store>) {
-    store
-        .apply(batch(
-            vec![
-                put(T, "u1", "a", "x", 1),
-                put(T, "u1", "b", "x", 1),
-                put(T, "u10", "a", "keep", 1),
-                put(T, "u", "a", "keep", 1),
-                put(OTHER, "u1", "a", "keep", 1),
-            ],
-            vec![],
-        ))
-        .await
-        .unwrap();
-    store
-        .apply(batch(
-            vec![
-                put(T, "u1", "c", "written before the delete", 5),
-                del_partition(T, "u1", 5),
-                put(T, "u1", "d", "written after the delete", 6),
-            ],
-            vec![],
-        ))
-        .await
-        .unwrap();
+    apply(
+        &store,
+        vec![
+            put(T, "u1", "a", "x", 1),
+            put(T, "u1", "b", "x", 1),
+            put(T, "u10", "a", "keep", 1),
+            put(T, "u", "a", "keep", 1),
+            put(OTHER, "u1", "a", "keep", 1),
+        ],
+        vec![],
+    )
+    .await;
+    apply(
+        &store,
+        vec![
+            put(T, "u1", "c", "written before the delete", 5),
+            del_partition(T, "u1", 5),
+            put(T, "u1", "d", "written after the delete", 6),
+        ],
+        vec![],
+    )
+    .await;
     assert_eq!(cks(&store, T, "u1").await, ["d"]);
     assert_eq!(
         value(&store, T, "u10", "a").await.as_deref(),
@@ -213,42 +210,31 @@ async fn scenario_partition_delete(store: Arc<dyn Store>) {
 /// partition, also when it writes a row the delete removed. (On ScyllaDB the tombstones,
 /// written at `2·ts` for a partition and `2·ts + 1` for a row, are older than the write.)
 async fn scenario_writes_after_deletes_in_later_batches(store: Arc<dyn Store>) {
-    store
-        .apply(batch(
-            vec![
-                put(T, "u", "a", "1", 1),
-                put(T, "u", "b", "1", 1),
-                put(T, "v", "a", "keep", 1),
-            ],
-            vec![],
-        ))
-        .await
-        .unwrap();
-    store
-        .apply(batch(vec![del_partition(T, "u", 5)], vec![]))
-        .await
-        .unwrap();
+    apply(
+        &store,
+        vec![
+            put(T, "u", "a", "1", 1),
+            put(T, "u", "b", "1", 1),
+            put(T, "v", "a", "keep", 1),
+        ],
+        vec![],
+    )
+    .await;
+    apply(&store, vec![del_partition(T, "u", 5)], vec![]).await;
     assert!(cks(&store, T, "u").await.is_empty());
     // The next event writes a row the partition delete removed, and a new one.
-    store
-        .apply(batch(
-            vec![put(T, "u", "a", "2", 6), put(T, "u", "c", "2", 6)],
-            vec![],
-        ))
-        .await
-        .unwrap();
+    apply(
+        &store,
+        vec![put(T, "u", "a", "2", 6), put(T, "u", "c", "2", 6)],
+        vec![],
+    )
+    .await;
     assert_eq!(cks(&store, T, "u").await, ["a", "c"]);
     assert_eq!(value(&store, T, "u", "a").await.as_deref(), Some("2"));
     // A row delete, then the row again.
-    store
-        .apply(batch(vec![del(T, "u", "a", 7)], vec![]))
-        .await
-        .unwrap();
+    apply(&store, vec![del(T, "u", "a", 7)], vec![]).await;
     assert_eq!(value(&store, T, "u", "a").await, None);
-    store
-        .apply(batch(vec![put(T, "u", "a", "3", 8)], vec![]))
-        .await
-        .unwrap();
+    apply(&store, vec![put(T, "u", "a", "3", 8)], vec![]).await;
     assert_eq!(value(&store, T, "u", "a").await.as_deref(), Some("3"));
     // One event deletes the partition and writes a row it held back, over rows of earlier
     // batches; delivered twice.
@@ -260,10 +246,7 @@ async fn scenario_writes_after_deletes_in_later_batches(store: Arc<dyn Store>) {
     store.apply(erase_and_write).await.unwrap();
     assert_eq!(cks(&store, T, "u").await, ["c"]);
     assert_eq!(value(&store, T, "u", "c").await.as_deref(), Some("4"));
-    store
-        .apply(batch(vec![put(T, "u", "a", "5", 10)], vec![]))
-        .await
-        .unwrap();
+    apply(&store, vec![put(T, "u", "a", "5", 10)], vec![]).await;
     assert_eq!(cks(&store, T, "u").await, ["a", "c"]);
     assert_eq!(value(&store, T, "u", "a").await.as_deref(), Some("5"));
     assert_eq!(value(&store, T, "v", "a").await.as_deref(), Some("keep"));
@@ -273,16 +256,15 @@ async fn scenario_writes_after_deletes_in_later_batches(store: Arc<dyn Store>) {
 /// says: whether the store held it before the batch or not, and whether both writes come
 /// from one event (one `ts`) or from two. Delivering the batch again changes nothing.
 async fn scenario_delete_and_put_of_one_row_in_one_batch(store: Arc<dyn Store>) {
-    store
-        .apply(batch(
-            ["a", "b", "c", "d"]
-                .iter()
-                .map(|ck| put(T, "u", ck, "old", 1))
-                .collect(),
-            vec![],
-        ))
-        .await
-        .unwrap();
+    apply(
+        &store,
+        ["a", "b", "c", "d"]
+            .iter()
+            .map(|ck| put(T, "u", ck, "old", 1))
+            .collect(),
+        vec![],
+    )
+    .await;
     let b = batch(
         vec![
             // Rows the store holds; one event.
@@ -324,26 +306,24 @@ async fn scenario_delete_and_put_of_one_row_in_one_batch(store: Arc<dyn Store>) 
         assert_eq!(next_offset(&store, 0).await, Some(7), "{delivery}");
     }
     // Rows deleted last come back with a later event.
-    store
-        .apply(batch(
-            vec![put(T, "u", "b", "again", 7), put(T, "u", "d", "again", 7)],
-            vec![cp(0, 8)],
-        ))
-        .await
-        .unwrap();
+    apply(
+        &store,
+        vec![put(T, "u", "b", "again", 7), put(T, "u", "d", "again", 7)],
+        vec![cp(0, 8)],
+    )
+    .await;
     assert_eq!(cks(&store, T, "u").await, ["a", "b", "c", "d", "e"]);
     assert_eq!(value(&store, T, "u", "d").await.as_deref(), Some("again"));
 }
 
 async fn scenario_scan_orders_by_clustering_bytes(store: Arc<dyn Store>) {
     let keys = ["b", "a", "ab", "B", "é", "a\u{0}", "0", "z", "~"];
-    store
-        .apply(batch(
-            keys.iter().map(|k| put(T, "p", k, k, 1)).collect(),
-            vec![],
-        ))
-        .await
-        .unwrap();
+    apply(
+        &store,
+        keys.iter().map(|k| put(T, "p", k, k, 1)).collect(),
+        vec![],
+    )
+    .await;
     let mut expected: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
     expected.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
     assert_eq!(cks(&store, T, "p").await, expected);
@@ -363,16 +343,15 @@ async fn scenario_scan_orders_by_clustering_bytes(store: Arc<dyn Store>) {
 }
 
 async fn scenario_paging_with_cursors(store: Arc<dyn Store>) {
-    store
-        .apply(batch(
-            (0..45)
-                .map(|i| put(T, "u1", &format!("c{i:02}"), &i.to_string(), 1))
-                .chain([put(T, "u2", "c00", "other user", 1)])
-                .collect(),
-            vec![],
-        ))
-        .await
-        .unwrap();
+    apply(
+        &store,
+        (0..45)
+            .map(|i| put(T, "u1", &format!("c{i:02}"), &i.to_string(), 1))
+            .chain([put(T, "u2", "c00", "other user", 1)])
+            .collect(),
+        vec![],
+    )
+    .await;
     let mut seen = Vec::new();
     let mut request = PageRequest::first(10);
     let mut pages = 0;
@@ -435,7 +414,7 @@ async fn scenario_scan_table(store: Arc<dyn Store>) {
         }
     }
     writes.push(put(OTHER, "p0", "c0", "not this table", 1));
-    store.apply(batch(writes, vec![])).await.unwrap();
+    apply(&store, writes, vec![]).await;
     for page in [1, 4, 100] {
         let rows = whole_table(&store, T, page).await;
         let mut got: Vec<(String, String)> = rows.into_iter().map(|r| (r.pk, r.ck)).collect();
@@ -450,14 +429,8 @@ async fn scenario_scan_table(store: Arc<dyn Store>) {
 
 async fn scenario_checkpoints_monotonic_and_separate(store: Arc<dyn Store>) {
     assert_eq!(next_offset(&store, 0).await, None);
-    store
-        .apply(batch(vec![], vec![cp(0, 10), cp(1, 3)]))
-        .await
-        .unwrap();
-    store
-        .apply(batch(vec![put(T, "u", "a", "x", 1)], vec![cp(0, 7)]))
-        .await
-        .unwrap();
+    apply(&store, vec![], vec![cp(0, 10), cp(1, 3)]).await;
+    apply(&store, vec![put(T, "u", "a", "x", 1)], vec![cp(0, 7)]).await;
     assert_eq!(
         next_offset(&store, 0).await,
         Some(10),
@@ -468,10 +441,7 @@ async fn scenario_checkpoints_monotonic_and_separate(store: Arc<dyn Store>) {
         Some("x"),
         "the rows of a batch with an old checkpoint are still applied"
     );
-    store
-        .apply(batch(vec![], vec![cp(0, 12), cp(0, 11)]))
-        .await
-        .unwrap();
+    apply(&store, vec![], vec![cp(0, 12), cp(0, 11)]).await;
     assert_eq!(next_offset(&store, 0).await, Some(12));
     assert_eq!(next_offset(&store, 1).await, Some(3));
     assert_eq!(next_offset(&store, 2).await, None);
@@ -504,20 +474,14 @@ async fn scenario_stale_checkpoints_per_topic(store: Arc<dyn Store>) {
         partition,
         next_offset,
     };
-    store
-        .apply(batch(vec![], vec![cp(0, 10), orders(0, 3)]))
-        .await
-        .unwrap();
+    apply(&store, vec![], vec![cp(0, 10), orders(0, 3)]).await;
     assert_eq!(next_offset(&store, 0).await, Some(10));
     assert_eq!(
         store.checkpoint("conformance", "orders", 0).await.unwrap(),
         Some(3)
     );
     // A stale checkpoint of one topic beside a newer one of the other, same partition.
-    store
-        .apply(batch(vec![], vec![cp(0, 4), orders(0, 5)]))
-        .await
-        .unwrap();
+    apply(&store, vec![], vec![cp(0, 4), orders(0, 5)]).await;
     assert_eq!(
         next_offset(&store, 0).await,
         Some(10),
@@ -527,15 +491,14 @@ async fn scenario_stale_checkpoints_per_topic(store: Arc<dyn Store>) {
         store.checkpoint("conformance", "orders", 0).await.unwrap(),
         Some(5)
     );
-    store.apply(batch(vec![], vec![cp(0, 10)])).await.unwrap();
+    apply(&store, vec![], vec![cp(0, 10)]).await;
     assert_eq!(next_offset(&store, 0).await, Some(10));
-    store
-        .apply(batch(
-            vec![],
-            vec![orders(0, 2), orders(0, 9), orders(0, 6)],
-        ))
-        .await
-        .unwrap();
+    apply(
+        &store,
+        vec![],
+        vec![orders(0, 2), orders(0, 9), orders(0, 6)],
+    )
+    .await;
     assert_eq!(
         store.checkpoint("conformance", "orders", 0).await.unwrap(),
         Some(9)
@@ -578,16 +541,15 @@ async fn scenario_keys_with_separators_do_not_collide(store: Arc<dyn Store>) {
         ("", "empty pk"),
         ("x", ""),
     ];
-    store
-        .apply(batch(
-            pairs
-                .iter()
-                .map(|(pk, ck)| put(T, pk, ck, &format!("{pk}|{ck}"), 1))
-                .collect(),
-            vec![],
-        ))
-        .await
-        .unwrap();
+    apply(
+        &store,
+        pairs
+            .iter()
+            .map(|(pk, ck)| put(T, pk, ck, &format!("{pk}|{ck}"), 1))
+            .collect(),
+        vec![],
+    )
+    .await;
     for (pk, ck) in pairs {
         assert_eq!(
             value(&store, T, pk, ck).await,
@@ -602,10 +564,7 @@ async fn scenario_large_batch(store: Arc<dyn Store>) {
     let writes: Vec<Write> = (0..5_000)
         .map(|i| put(T, &format!("u{}", i % 50), &format!("c{i:05}"), "v", 1))
         .collect();
-    store
-        .apply(batch(writes, vec![cp(0, 5_000)]))
-        .await
-        .unwrap();
+    apply(&store, writes, vec![cp(0, 5_000)]).await;
     assert_eq!(whole_table(&store, T, 1_000).await.len(), 5_000);
     assert_eq!(next_offset(&store, 0).await, Some(5_000));
 }
@@ -680,16 +639,15 @@ async fn embedded_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("embedded://{}", dir.path().join("nested/db").display());
     let store = open(&url).await.unwrap();
-    store
-        .apply(batch(
-            (0..20)
-                .map(|i| put(T, "u1", &format!("c{i:02}"), "v", i))
-                .chain([del_partition(OTHER, "x", 1)])
-                .collect(),
-            vec![cp(0, 20), cp(3, 7)],
-        ))
-        .await
-        .unwrap();
+    apply(
+        &store,
+        (0..20)
+            .map(|i| put(T, "u1", &format!("c{i:02}"), "v", i))
+            .chain([del_partition(OTHER, "x", 1)])
+            .collect(),
+        vec![cp(0, 20), cp(3, 7)],
+    )
+    .await;
     let before = whole_table(&store, T, 6).await;
     drop(store);
     let store = open(&url).await.unwrap();
@@ -742,7 +700,7 @@ async fn open_relative_path_is_relative_to_cwd() {
             .as_nanos()
     );
     let store = open(&format!("embedded://{rel}")).await.unwrap();
-    store.apply(batch(vec![], vec![cp(0, 1)])).await.unwrap();
+    apply(&store, vec![], vec![cp(0, 1)]).await;
     drop(store);
     let abs = std::env::current_dir().unwrap().join(&rel);
     assert!(abs.is_dir(), "{} not created", abs.display());

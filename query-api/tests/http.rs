@@ -3,14 +3,18 @@
 // Test helpers outside #[test] functions unwrap too: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
+use common::apply_progress;
 use fleuve_projections::embedded::EmbeddedStore;
-use fleuve_projections::progress::{EventVersion, Progress, PROGRESS};
-use fleuve_projections::{Store, StoreError, Write, WriteBatch};
+use fleuve_projections::progress::{EventVersion, Progress};
+use fleuve_projections::testing::FaultyStore;
+use fleuve_projections::{Store, StoreError};
 use fleuve_query_api::{router, QueryConfig};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -48,27 +52,6 @@ fn progress(user: &str, content: &str, at: i64, position_ms: i64) -> Progress {
             offset: 1,
         },
     }
-}
-
-async fn seed(store: &Arc<dyn Store>, rows: Vec<Progress>) {
-    let writes: Vec<Write> = rows
-        .iter()
-        .map(|p| Write::Put {
-            table: PROGRESS,
-            pk: p.user_id.clone(),
-            ck: p.content_id.clone(),
-            value: serde_json::to_vec(p).unwrap(),
-            ts: p.version.offset,
-        })
-        .collect();
-    store
-        .apply(WriteBatch {
-            projection: "user_progress".into(),
-            writes: writes.into(),
-            checkpoints: vec![],
-        })
-        .await
-        .unwrap();
 }
 
 struct Resp {
@@ -132,9 +115,10 @@ fn assert_error(resp: &Resp, status: StatusCode, code: &str, field: Option<&str>
 #[tokio::test]
 async fn get_progress_returns_the_row() {
     let app = app().await;
-    seed(
+    apply_progress(
         &app.store,
-        vec![progress("u-1", "film-42", 1_714_594_503_120, 61_000)],
+        &[progress("u-1", "film-42", 1_714_594_503_120, 61_000)],
+        &[],
     )
     .await;
     let resp = get(&app.router, "/v1/users/u-1/progress/film-42").await;
@@ -163,7 +147,7 @@ async fn get_progress_returns_the_row() {
 #[tokio::test]
 async fn percent_encoded_ids_are_decoded() {
     let app = app().await;
-    seed(&app.store, vec![progress("ü/1", "a b", 0, 5)]).await;
+    apply_progress(&app.store, &[progress("ü/1", "a b", 0, 5)], &[]).await;
     let resp = get(&app.router, "/v1/users/%C3%BC%2F1/progress/a%20b").await;
     assert_eq!(
         resp.status,
@@ -187,14 +171,15 @@ async fn missing_progress_is_404_naming_user_and_content() {
 #[tokio::test]
 async fn list_progress_by_content_id() {
     let app = app().await;
-    seed(
+    apply_progress(
         &app.store,
-        vec![
+        &[
             progress("u-1", "old", 1_000, 1),
             progress("u-1", "new", 3_000, 3),
             progress("u-1", "mid", 2_000, 2),
             progress("u-2", "other", 9_000, 9),
         ],
+        &[],
     )
     .await;
     let resp = get(&app.router, "/v1/users/u-1/progress").await;
@@ -225,7 +210,7 @@ async fn pagination_through_http_cursors() {
     let rows: Vec<Progress> = (0..45)
         .map(|i| progress("u-1", &format!("c{i:02}"), 10_000 + i, i))
         .collect();
-    seed(&app.store, rows).await;
+    apply_progress(&app.store, &rows, &[]).await;
     let mut seen = Vec::new();
     let mut uri = "/v1/users/u-1/progress?limit=10".to_owned();
     let mut pages = 0;
@@ -301,7 +286,7 @@ async fn bad_cursors_are_400_invalid_cursor() {
     let rows: Vec<Progress> = (0..3)
         .map(|i| progress("u-1", &format!("c{i}"), i, i))
         .collect();
-    seed(&app.store, rows).await;
+    apply_progress(&app.store, &rows, &[]).await;
     let first = get(&app.router, "/v1/users/u-1/progress?limit=1")
         .await
         .json();
@@ -405,7 +390,7 @@ async fn ops_routes_and_readiness() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_template_and_status() {
     let app = app().await;
-    seed(&app.store, vec![progress("m-1", "c", 1, 1)]).await;
+    apply_progress(&app.store, &[progress("m-1", "c", 1, 1)], &[]).await;
     get(&app.router, "/v1/users/m-1/progress/c").await;
     get(&app.router, "/v1/users/m-1/progress/missing").await;
     get(&app.router, "/v1/users/m-1/progress?limit=0").await;
@@ -427,64 +412,16 @@ async fn metrics_count_requests_by_route_template_and_status() {
     assert!(!text.contains("m-1"));
 }
 
-/// A store that is always unavailable or broken, to check the 503 / 500 mapping.
-#[derive(Debug)]
-struct FailingStore(fn() -> StoreError);
-
-#[async_trait::async_trait]
-impl Store for FailingStore {
-    async fn apply(&self, _: WriteBatch) -> Result<(), StoreError> {
-        Err((self.0)())
-    }
-    async fn get(&self, _: &str, _: &str, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Err((self.0)())
-    }
-    async fn get_many(
-        &self,
-        _: &str,
-        _: &[(String, String)],
-    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        Err((self.0)())
-    }
-    async fn scan(
-        &self,
-        _: &str,
-        _: &str,
-        _: Option<&str>,
-        _: usize,
-    ) -> Result<Vec<fleuve_projections::Row>, StoreError> {
-        Err((self.0)())
-    }
-    async fn scan_table(
-        &self,
-        _: &str,
-        _: Option<(&str, &str)>,
-        _: usize,
-    ) -> Result<Vec<fleuve_projections::TableRow>, StoreError> {
-        Err((self.0)())
-    }
-    async fn checkpoint(&self, _: &str, _: &str, _: i32) -> Result<Option<i64>, StoreError> {
-        Err((self.0)())
-    }
-    async fn checkpoints(
-        &self,
-        _: &str,
-    ) -> Result<Vec<fleuve_projections::Checkpoint>, StoreError> {
-        Err((self.0)())
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        Err((self.0)())
-    }
-}
-
 #[tokio::test]
 async fn store_errors_map_to_503_and_500() {
-    let unavailable = router(
-        Arc::new(FailingStore(|| {
-            fleuve_projections::StoreError::Unavailable("node down".into())
-        })),
-        QueryConfig::default(),
-    );
+    // Stores that fail every call.
+    let app = app().await;
+    let failing = |error: fn() -> StoreError| {
+        let store = FaultyStore::new(app.store.clone());
+        store.faults().fail_every_call(Some(error));
+        router(store, QueryConfig::default())
+    };
+    let unavailable = failing(|| StoreError::Unavailable("node down".into()));
     for uri in ["/v1/users/u/progress/c", "/v1/users/u/progress"] {
         let resp = get(&unavailable, uri).await;
         assert_error(&resp, StatusCode::SERVICE_UNAVAILABLE, "unavailable", None);
@@ -496,13 +433,10 @@ async fn store_errors_map_to_503_and_500() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 
-    let broken = router(
-        Arc::new(FailingStore(|| fleuve_projections::StoreError::Corrupt {
-            key: "k".into(),
-            reason: "bad bytes".into(),
-        })),
-        QueryConfig::default(),
-    );
+    let broken = failing(|| StoreError::Corrupt {
+        key: "k".into(),
+        reason: "bad bytes".into(),
+    });
     let resp = get(&broken, "/v1/users/u/progress/c").await;
     let msg = assert_error(&resp, StatusCode::INTERNAL_SERVER_ERROR, "internal", None);
     assert!(msg.contains("bad bytes"), "{msg}");

@@ -8,14 +8,13 @@
 mod common;
 
 use std::io::Read;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use common::{assert_error, batch_get, call, get, App, Resp};
+use common::{apply_progress, assert_error, batch_get, get, get_with, App, Resp};
 use fleuve_kafka::Position;
-use fleuve_projections::progress::{EventVersion, Progress, PROGRESS};
-use fleuve_projections::{Checkpoint, Row, Store, StoreError, TableRow, Write, WriteBatch};
+use fleuve_projections::progress::{EventVersion, Progress};
+use fleuve_projections::testing::FaultyStore;
 use fleuve_query_api::{router, QueryConfig};
 
 fn h<'r>(resp: &'r Resp, name: &str) -> &'r str {
@@ -41,40 +40,11 @@ fn progress(user: &str, content: &str, position_ms: i64, offset: i64) -> Progres
     }
 }
 
-/// Applies rows the way the `user_progress` processor does, with its checkpoint.
-async fn apply(store: &Arc<dyn Store>, rows: &[Progress], checkpoint: Option<(i32, i64)>) {
-    let writes: Vec<Write> = rows
-        .iter()
-        .map(|p| Write::Put {
-            table: PROGRESS,
-            pk: p.user_id.clone(),
-            ck: p.content_id.clone(),
-            value: serde_json::to_vec(p).unwrap(),
-            ts: p.version.offset,
-        })
-        .collect();
-    store
-        .apply(WriteBatch {
-            projection: "user_progress".into(),
-            writes: writes.into(),
-            checkpoints: checkpoint
-                .map(|(partition, next_offset)| Checkpoint {
-                    topic: "user-activity".into(),
-                    partition,
-                    next_offset,
-                })
-                .into_iter()
-                .collect(),
-        })
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn etag_and_if_none_match_give_304_and_change_with_the_data() {
     let a = App::open().await;
     let (app, store) = (&a.router, &a.store);
-    apply(store, &[progress("u-1", "c-1", 1_000, 1)], None).await;
+    apply_progress(store, &[progress("u-1", "c-1", 1_000, 1)], &[]).await;
     let uri = "/v1/users/u-1/progress/c-1";
 
     let first = get(app, uri, None).await;
@@ -84,15 +54,7 @@ async fn etag_and_if_none_match_give_304_and_change_with_the_data() {
     assert_eq!(h(&first, "cache-control"), "private, no-cache");
 
     // Same data, same tag; If-None-Match with it → 304, no body, the validators kept.
-    let again = call(
-        app,
-        "GET",
-        uri,
-        None,
-        &[("if-none-match", &etag)],
-        Vec::new(),
-    )
-    .await;
+    let again = get_with(app, uri, None, &[("if-none-match", &etag)]).await;
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
     assert!(again.body.is_empty());
     assert_eq!(h(&again, "etag"), etag);
@@ -102,29 +64,13 @@ async fn etag_and_if_none_match_give_304_and_change_with_the_data() {
         format!("\"nope\", {etag}"),
         etag.trim_start_matches("W/").to_owned(),
     ] {
-        let r = call(
-            app,
-            "GET",
-            uri,
-            None,
-            &[("if-none-match", &inm)],
-            Vec::new(),
-        )
-        .await;
+        let r = get_with(app, uri, None, &[("if-none-match", &inm)]).await;
         assert_eq!(r.status, StatusCode::NOT_MODIFIED);
     }
 
     // New data, new tag: the old one no longer matches.
-    apply(store, &[progress("u-1", "c-1", 2_000, 2)], None).await;
-    let changed = call(
-        app,
-        "GET",
-        uri,
-        None,
-        &[("if-none-match", &etag)],
-        Vec::new(),
-    )
-    .await;
+    apply_progress(store, &[progress("u-1", "c-1", 2_000, 2)], &[]).await;
+    let changed = get_with(app, uri, None, &[("if-none-match", &etag)]).await;
     assert_eq!(changed.status, StatusCode::OK);
     assert_eq!(changed.json()["position_ms"], 2_000);
     assert_ne!(h(&changed, "etag"), etag);
@@ -343,15 +289,7 @@ async fn cache_control_suits_each_resource() {
         // A 304 keeps the policy of the answer it stands for.
         if *method == "GET" {
             let etag = h(&resp, "etag").to_owned();
-            let again = call(
-                app,
-                "GET",
-                uri,
-                caller.as_deref(),
-                &[("if-none-match", &etag)],
-                Vec::new(),
-            )
-            .await;
+            let again = get_with(app, uri, caller.as_deref(), &[("if-none-match", &etag)]).await;
             assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{at}");
             assert_eq!(h(&again, "cache-control"), *expected, "{at}: 304");
         }
@@ -392,20 +330,12 @@ async fn answers_are_gzipped_for_clients_that_accept_it() {
     let rows: Vec<Progress> = (0..100)
         .map(|i| progress("u-z", &format!("content-{i:03}"), i * 1_000, 1))
         .collect();
-    apply(&a.store, &rows, None).await;
+    apply_progress(&a.store, &rows, &[]).await;
     let uri = "/v1/users/u-z/progress?limit=100";
     let plain = get(app, uri, None).await;
     assert_eq!(plain.status, StatusCode::OK);
     assert!(plain.headers.get("content-encoding").is_none());
-    let zipped = call(
-        app,
-        "GET",
-        uri,
-        None,
-        &[("accept-encoding", "gzip")],
-        Vec::new(),
-    )
-    .await;
+    let zipped = get_with(app, uri, None, &[("accept-encoding", "gzip")]).await;
     assert_eq!(zipped.status, StatusCode::OK);
     assert_eq!(h(&zipped, "content-encoding"), "gzip");
     assert!(
@@ -442,64 +372,12 @@ async fn oversized_bodies_and_plain_text_rejections_get_the_json_error() {
     assert!(msg.len() > 5, "{msg}");
 }
 
-/// A store whose reads take `delay` (to trip the request timeout).
-#[derive(Debug)]
-struct SlowStore {
-    inner: Arc<dyn Store>,
-    delay: Duration,
-}
-
-#[async_trait::async_trait]
-impl Store for SlowStore {
-    async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        self.inner.apply(batch).await
-    }
-    async fn get(&self, t: &str, pk: &str, ck: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.get(t, pk, ck).await
-    }
-    async fn get_many(
-        &self,
-        t: &str,
-        keys: &[(String, String)],
-    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.inner.get_many(t, keys).await
-    }
-    async fn scan(
-        &self,
-        t: &str,
-        pk: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Row>, StoreError> {
-        self.inner.scan(t, pk, after, limit).await
-    }
-    async fn scan_table(
-        &self,
-        t: &str,
-        after: Option<(&str, &str)>,
-        limit: usize,
-    ) -> Result<Vec<TableRow>, StoreError> {
-        self.inner.scan_table(t, after, limit).await
-    }
-    async fn checkpoint(&self, p: &str, t: &str, part: i32) -> Result<Option<i64>, StoreError> {
-        self.inner.checkpoint(p, t, part).await
-    }
-    async fn checkpoints(&self, p: &str) -> Result<Vec<Checkpoint>, StoreError> {
-        self.inner.checkpoints(p).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-}
-
 #[tokio::test]
 async fn a_slow_request_times_out_with_503_and_retry_after() {
     let a = App::open().await;
-    let slow = Arc::new(SlowStore {
-        inner: a.store.clone(),
-        delay: Duration::from_secs(5),
-    });
+    // Reads take 5 s.
+    let slow = FaultyStore::new(a.store.clone());
+    slow.faults().read_delay(Duration::from_secs(5));
     let config = QueryConfig {
         request_timeout: Duration::from_millis(100),
         position_wait: Duration::from_millis(50),
@@ -522,19 +400,11 @@ async fn a_read_waits_for_its_position_and_says_when_it_is_not_reached() {
     })
     .await;
     let (app, store) = (&a.router, &a.store);
-    apply(store, &[progress("u-1", "c-1", 1_000, 10)], Some((2, 11))).await;
+    apply_progress(store, &[progress("u-1", "c-1", 1_000, 10)], &[(2, 11)]).await;
     let uri = "/v1/users/u-1/progress/c-1";
     let read = |position: Position| async move {
         let token = position.token();
-        call(
-            app,
-            "GET",
-            uri,
-            None,
-            &[("x-fleuve-position", &token)],
-            Vec::new(),
-        )
-        .await
+        get_with(app, uri, None, &[("x-fleuve-position", &token)]).await
     };
 
     // Already applied: answered at once.
@@ -547,7 +417,7 @@ async fn a_read_waits_for_its_position_and_says_when_it_is_not_reached() {
         let store = store.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(60)).await;
-            apply(&store, &[progress("u-1", "c-1", 2_000, 11)], Some((2, 12))).await;
+            apply_progress(&store, &[progress("u-1", "c-1", 2_000, 11)], &[(2, 12)]).await;
         })
     };
     let resp = read(Position::new("user-activity", 2, 11)).await;
@@ -591,15 +461,7 @@ async fn a_read_waits_for_its_position_and_says_when_it_is_not_reached() {
     assert!(started.elapsed() < Duration::from_millis(250));
 
     // Garbage is a 400 naming the header.
-    let resp = call(
-        app,
-        "GET",
-        uri,
-        None,
-        &[("x-fleuve-position", "garbage")],
-        Vec::new(),
-    )
-    .await;
+    let resp = get_with(app, uri, None, &[("x-fleuve-position", "garbage")]).await;
     assert_error(
         &resp,
         StatusCode::BAD_REQUEST,

@@ -8,14 +8,12 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{header, StatusCode};
 use common::*;
 use fleuve_kafka::{topics, Position};
-use fleuve_projections::progress::{EventVersion, Progress, PROGRESS};
-use fleuve_projections::{Checkpoint, Store, Write, WriteBatch};
+use fleuve_projections::progress::{EventVersion, Progress};
 use fleuve_query_api::{router, QueryConfig};
 use fleuve_service::auth::{mint_hs256, AuthConfig, Authenticator};
 
@@ -70,13 +68,11 @@ async fn refused_in_time(
 ) -> Resp {
     tokio::time::timeout(
         REFUSED_WITHIN,
-        call(
+        get_with(
             router,
-            "GET",
             uri,
             authorization,
             &[("x-fleuve-position", positions)],
-            Vec::new(),
         ),
     )
     .await
@@ -203,13 +199,11 @@ async fn callers_that_may_read_wait_and_are_told_the_projection_is_behind() {
     ];
     for (uri, authorization) in readers {
         let started = Instant::now();
-        let resp = call(
+        let resp = get_with(
             &app.router,
-            "GET",
             uri,
             authorization.as_deref(),
             &[("x-fleuve-position", &far)],
-            Vec::new(),
         )
         .await;
         let waited = started.elapsed();
@@ -224,36 +218,6 @@ async fn callers_that_may_read_wait_and_are_told_the_projection_is_behind() {
         assert_eq!(resp.header(header::RETRY_AFTER), Some("1"), "{uri}");
         assert!(message.contains("offset 1000000"), "{uri}: {message}");
     }
-}
-
-/// Writes a progress row and the checkpoints of the `user_progress` projection in one batch,
-/// as its processor does: `(partition, next_offset)` on `user-activity`.
-async fn apply(store: &Arc<dyn Store>, row: Option<&Progress>, checkpoints: &[(i32, i64)]) {
-    let writes: Vec<Write> = row
-        .into_iter()
-        .map(|p| Write::Put {
-            table: PROGRESS,
-            pk: p.user_id.clone(),
-            ck: p.content_id.clone(),
-            value: serde_json::to_vec(p).unwrap(),
-            ts: p.version.offset,
-        })
-        .collect();
-    store
-        .apply(WriteBatch {
-            projection: "user_progress".into(),
-            writes: writes.into(),
-            checkpoints: checkpoints
-                .iter()
-                .map(|(partition, next_offset)| Checkpoint {
-                    topic: topics::USER_ACTIVITY.into(),
-                    partition: *partition,
-                    next_offset: *next_offset,
-                })
-                .collect(),
-        })
-        .await
-        .unwrap();
 }
 
 fn progress_at(position_ms: i64, offset: i64) -> Progress {
@@ -281,7 +245,7 @@ async fn positions_on_several_partitions_wait_for_every_one() {
     .await;
     let uri = "/v1/users/u-1/progress/c-1";
     // Partition 0 is applied up to offset 5; partition 1 up to offset 2.
-    apply(&app.store, Some(&progress_at(1_000, 5)), &[(0, 6), (1, 3)]).await;
+    apply_progress(&app.store, &[progress_at(1_000, 5)], &[(0, 6), (1, 3)]).await;
     let on_0 = Position::new(topics::USER_ACTIVITY, 0, 5).token();
     let on_1 = Position::new(topics::USER_ACTIVITY, 1, 7).token();
     let comma = format!("{on_0}, {on_1}");
@@ -299,7 +263,7 @@ async fn positions_on_several_partitions_wait_for_every_one() {
     // Only partition 0 is passed: the read is behind, and says where.
     for (form, headers) in &forms {
         let started = Instant::now();
-        let resp = call(&app.router, "GET", uri, None, headers, Vec::new()).await;
+        let resp = get_with(&app.router, uri, None, headers).await;
         let message = assert_error(
             &resp,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -320,10 +284,10 @@ async fn positions_on_several_partitions_wait_for_every_one() {
         let store = app.store.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            apply(&store, Some(&progress_at(2_000, 7)), &[(1, 8)]).await;
+            apply_progress(&store, &[progress_at(2_000, 7)], &[(1, 8)]).await;
         })
     };
-    let resp = call(&app.router, "GET", uri, None, &forms[0].1, Vec::new()).await;
+    let resp = get_with(&app.router, uri, None, &forms[0].1).await;
     writer.await.unwrap();
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
     assert_eq!(resp.json()["position_ms"], 2_000);
@@ -331,7 +295,7 @@ async fn positions_on_several_partitions_wait_for_every_one() {
     // Both passed: answered at once, in either form.
     for (form, headers) in &forms {
         let started = Instant::now();
-        let resp = call(&app.router, "GET", uri, None, headers, Vec::new()).await;
+        let resp = get_with(&app.router, uri, None, headers).await;
         assert_eq!(resp.status, StatusCode::OK, "{form}: {}", resp.text());
         assert_eq!(resp.json()["position_ms"], 2_000, "{form}");
         assert!(started.elapsed() < wait, "{form}");

@@ -1,95 +1,29 @@
 //! `/readyz` of the query API: ready while the store answers its pings and, with a lag
 //! bound, while every projection is within it; otherwise `503` with the one error body
-//! (`not_ready`, the reason as message). The store is a real embedded store behind a switch
-//! that makes it fail; the lag is measured against a `MockCluster`.
+//! (`not_ready`, the reason as message). The store is a real embedded store behind a
+//! `FaultyStore` that makes it fail; the lag is measured against a `MockCluster`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{header, StatusCode};
 use axum::Router;
 use common::{assert_error, get, App, Resp};
 use fleuve_kafka::{topics, KafkaConfig};
-use fleuve_projections::{Checkpoint, Row, Store, StoreError, TableRow, Write, WriteBatch};
+use fleuve_projections::testing::FaultyStore;
+use fleuve_projections::{Checkpoint, StoreError, Write, WriteBatch};
 use fleuve_query_api::{router, LagConfig, QueryConfig};
 
 /// Longest `/readyz` may take to follow the store (pinged every second, a ping timing out
 /// after 2 s) or the lag (measured every 100 ms here).
 const FOLLOWS_WITHIN: Duration = Duration::from_secs(20);
 
-/// An embedded store that fails every call, as an unreachable store does, while `down`.
-#[derive(Debug)]
-struct Switchable {
-    inner: Arc<dyn Store>,
-    down: AtomicBool,
-}
-
-impl Switchable {
-    fn up(&self) -> Result<(), StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::Unavailable(
-                "connection refused by node-1".into(),
-            ))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Store for Switchable {
-    async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        self.up()?;
-        self.inner.apply(batch).await
-    }
-    async fn get(&self, t: &str, pk: &str, ck: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.up()?;
-        self.inner.get(t, pk, ck).await
-    }
-    async fn get_many(
-        &self,
-        t: &str,
-        keys: &[(String, String)],
-    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.up()?;
-        self.inner.get_many(t, keys).await
-    }
-    async fn scan(
-        &self,
-        t: &str,
-        pk: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Row>, StoreError> {
-        self.up()?;
-        self.inner.scan(t, pk, after, limit).await
-    }
-    async fn scan_table(
-        &self,
-        t: &str,
-        after: Option<(&str, &str)>,
-        limit: usize,
-    ) -> Result<Vec<TableRow>, StoreError> {
-        self.up()?;
-        self.inner.scan_table(t, after, limit).await
-    }
-    async fn checkpoint(&self, p: &str, t: &str, part: i32) -> Result<Option<i64>, StoreError> {
-        self.up()?;
-        self.inner.checkpoint(p, t, part).await
-    }
-    async fn checkpoints(&self, p: &str) -> Result<Vec<Checkpoint>, StoreError> {
-        self.up()?;
-        self.inner.checkpoints(p).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.up()?;
-        self.inner.ping().await
-    }
+/// What the store fails every call with while it is down.
+fn refused() -> StoreError {
+    StoreError::Unavailable("connection refused by node-1".into())
 }
 
 /// Polls `/readyz` until `done` holds for its answer; fails after [`FOLLOWS_WITHIN`].
@@ -113,10 +47,7 @@ async fn readyz_until(router: &Router, what: &str, done: impl Fn(&Resp) -> bool)
 #[tokio::test]
 async fn readyz_follows_the_store() {
     let app = App::open().await;
-    let store = Arc::new(Switchable {
-        inner: app.store.clone(),
-        down: AtomicBool::new(false),
-    });
+    let store = FaultyStore::new(app.store.clone());
     let api = router(store.clone(), QueryConfig::default());
 
     // The store answers: ready, the plain `ready`.
@@ -124,7 +55,7 @@ async fn readyz_follows_the_store() {
     assert_eq!(ready.text(), "ready\n");
 
     // The store fails: not ready, in the one error shape, saying why.
-    store.down.store(true, Ordering::SeqCst);
+    store.faults().fail_every_call(Some(refused));
     let down = readyz_until(&api, "noticed the store failing", |r| {
         r.status != StatusCode::OK
     })
@@ -144,7 +75,7 @@ async fn readyz_follows_the_store() {
     );
 
     // The store is back: ready again.
-    store.down.store(false, Ordering::SeqCst);
+    store.faults().fail_every_call(None);
     readyz_until(&api, "became ready again", |r| r.status == StatusCode::OK).await;
 }
 

@@ -1,12 +1,10 @@
-//! Shared by the runtime tests: a handler whose effect shows an event applied twice, a store
-//! that fails on demand and counts what it applied, and helpers to publish, wait, and read
-//! offsets and metrics.
+//! Shared by the runtime tests: a handler whose effect shows an event applied twice, what a
+//! [`FaultyStore`] saw it apply, and helpers to publish, wait, and read offsets and metrics.
 // Each test binary uses part of this module.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apache_avro::types::Value;
@@ -14,8 +12,9 @@ use async_trait::async_trait;
 use fleuve_processors::runtime::{
     Fold, Handler, Incoming, Processor, ProcessorConfig, ProcessorError,
 };
-use fleuve_producers::Publisher;
-use fleuve_projections::{Checkpoint, Row, Store, StoreError, TableRow, Write, WriteBatch};
+use fleuve_producers::{Publisher, PublisherConfig};
+use fleuve_projections::testing::FaultyStore;
+use fleuve_projections::{Store, StoreError, TableRow, Write, WriteBatch};
 use fleuve_schemas::PlaybackProgressed;
 use fleuve_service::{Readiness, ReadyFlag};
 use fleuve_testkit::Kafka;
@@ -124,146 +123,44 @@ fn parse_count(value: &[u8]) -> Option<u64> {
         .ok()
 }
 
-/// Failures a [`TestStore`] injects. The `*_unavailable` switches fail every call with the
-/// transient [`StoreError::Unavailable`] while they are on.
-#[derive(Debug, Default)]
-pub struct Faults {
-    pub apply_unavailable: AtomicBool,
-    pub checkpoint_unavailable: AtomicBool,
-    /// Fails `apply` with the permanent [`StoreError::Backend`].
-    pub apply_backend: AtomicBool,
-    /// Makes `apply` wait while it is on, for at most [`HOLD_MAX`]: a slow store.
-    pub hold: AtomicBool,
-    /// Failures injected so far.
-    pub injected: AtomicU64,
-}
-
-/// Longest a held `apply` waits: shorter than the consumers' session timeout in these tests,
-/// so that a processor held before it has seen a rebalance keeps its partitions.
+/// Longest a held `apply` waits ([`fleuve_projections::testing::Faults::hold_apply`]):
+/// shorter than the consumers' session timeout in these tests, so that a processor held
+/// before it has seen a rebalance keeps its partitions.
 pub const HOLD_MAX: Duration = Duration::from_millis(2500);
 
-/// A store that delegates to another, fails on demand ([`Faults`]), and counts, per event
-/// id, the [`TALLY`] rows of the batches it applied.
-#[derive(Debug)]
-pub struct TestStore {
-    inner: Arc<dyn Store>,
-    pub faults: Faults,
-    applied: Mutex<HashMap<String, u64>>,
-    batches: Mutex<Vec<usize>>,
-}
-
-impl TestStore {
-    pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            faults: Faults::default(),
-            applied: Mutex::default(),
-            batches: Mutex::default(),
+/// The [`TALLY`] rows a write batch puts, by event id.
+fn tally_ids(batch: &WriteBatch) -> impl Iterator<Item = &str> {
+    batch
+        .writes
+        .derived
+        .iter()
+        .chain(&batch.writes.state)
+        .filter_map(|w| match w {
+            Write::Put { table, pk, .. } if *table == TALLY => Some(pk.as_str()),
+            _ => None,
         })
-    }
-
-    /// Per event id, how many applied batches wrote its tally row.
-    pub fn applied(&self) -> HashMap<String, u64> {
-        self.applied.lock().unwrap().clone()
-    }
-
-    /// The number of [`TALLY`] rows of each batch applied with checkpoints, in order.
-    pub fn batch_sizes(&self) -> Vec<usize> {
-        self.batches.lock().unwrap().clone()
-    }
-
-    fn inject(&self, error: StoreError) -> Result<(), StoreError> {
-        self.faults.injected.fetch_add(1, Ordering::SeqCst);
-        Err(error)
-    }
 }
 
-#[async_trait]
-impl Store for TestStore {
-    async fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        if self.faults.apply_backend.load(Ordering::SeqCst) {
-            return self.inject(StoreError::Backend("disk full".into()));
+/// Per event id, how many batches applied through `stores` wrote its tally row.
+pub fn applied_per_event(stores: &[&FaultyStore]) -> BTreeMap<String, u64> {
+    let mut applied = BTreeMap::new();
+    for batch in stores.iter().flat_map(|s| s.applied()) {
+        for id in tally_ids(&batch) {
+            *applied.entry(id.to_owned()).or_default() += 1;
         }
-        if self.faults.apply_unavailable.load(Ordering::SeqCst) {
-            return self.inject(StoreError::Unavailable("node restarting".into()));
-        }
-        let until = Instant::now() + HOLD_MAX;
-        while self.faults.hold.load(Ordering::SeqCst) && Instant::now() < until {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let ids: Vec<String> = batch
-            .writes
-            .derived
-            .iter()
-            .chain(&batch.writes.state)
-            .filter_map(|w| match w {
-                Write::Put { table, pk, .. } if *table == TALLY => Some(pk.clone()),
-                _ => None,
-            })
-            .collect();
-        let with_checkpoints = !batch.checkpoints.is_empty();
-        self.inner.apply(batch).await?;
-        if with_checkpoints {
-            self.batches.lock().unwrap().push(ids.len());
-        }
-        let mut applied = self.applied.lock().unwrap();
-        for id in ids {
-            *applied.entry(id).or_default() += 1;
-        }
-        Ok(())
     }
+    applied
+}
 
-    async fn get(&self, table: &str, pk: &str, ck: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(table, pk, ck).await
-    }
-
-    async fn get_many(
-        &self,
-        table: &str,
-        keys: &[(String, String)],
-    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        self.inner.get_many(table, keys).await
-    }
-
-    async fn scan(
-        &self,
-        table: &str,
-        pk: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Row>, StoreError> {
-        self.inner.scan(table, pk, after, limit).await
-    }
-
-    async fn scan_table(
-        &self,
-        table: &str,
-        after: Option<(&str, &str)>,
-        limit: usize,
-    ) -> Result<Vec<TableRow>, StoreError> {
-        self.inner.scan_table(table, after, limit).await
-    }
-
-    async fn checkpoint(
-        &self,
-        projection: &str,
-        topic: &str,
-        partition: i32,
-    ) -> Result<Option<i64>, StoreError> {
-        if self.faults.checkpoint_unavailable.load(Ordering::SeqCst) {
-            self.faults.injected.fetch_add(1, Ordering::SeqCst);
-            return Err(StoreError::Unavailable("checkpoint read timed out".into()));
-        }
-        self.inner.checkpoint(projection, topic, partition).await
-    }
-
-    async fn checkpoints(&self, projection: &str) -> Result<Vec<Checkpoint>, StoreError> {
-        self.inner.checkpoints(projection).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
+/// The number of [`TALLY`] rows of each batch applied with checkpoints through `store`, in
+/// order.
+pub fn batch_sizes(store: &FaultyStore) -> Vec<usize> {
+    store
+        .applied()
+        .iter()
+        .filter(|b| !b.checkpoints.is_empty())
+        .map(|b| tally_ids(b).count())
+        .collect()
 }
 
 /// A fresh embedded store in `dir`.
@@ -310,6 +207,24 @@ pub async fn publish(publisher: &Publisher, range: std::ops::Range<u64>, users: 
     for result in publisher.publish_batch(&events).await.unwrap() {
         result.unwrap();
     }
+}
+
+/// A publisher of test events to `kafka`.
+pub fn publisher(kafka: &Kafka) -> Publisher {
+    Publisher::new(PublisherConfig::new(
+        kafka.config(),
+        &kafka.registry_url,
+        "test",
+    ))
+    .unwrap()
+}
+
+/// A Kafka cluster for processor `name` (its dead-letter topic created) and a publisher.
+pub async fn kafka_for(name: &str) -> (Kafka, Publisher) {
+    let kafka = Kafka::start().await;
+    kafka.create_topic(&format!("dlq.{name}"), 1);
+    let publisher = publisher(&kafka);
+    (kafka, publisher)
 }
 
 /// Client settings for the processors of these tests: quick failure detection and

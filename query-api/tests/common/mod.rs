@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::Router;
+use fleuve_kafka::topics;
 use fleuve_projections::catalog::{
     self, ContentKind, ContentState, ContentStatus, DistributionRight, EpisodeEntry,
     PublishedContent,
@@ -22,7 +23,7 @@ use fleuve_projections::orders::{
 };
 use fleuve_projections::progress::{EventVersion, Progress, PROGRESS};
 use fleuve_projections::versions::Versions;
-use fleuve_projections::{bookmarks, stamp, Store, Write, WriteBatch};
+use fleuve_projections::{bookmarks, stamp, Checkpoint, Store, Write, WriteBatch};
 use fleuve_query_api::{router, QueryConfig};
 use fleuve_service::auth::{mint_hs256, AuthConfig, Authenticator};
 use serde::Serialize;
@@ -205,6 +206,37 @@ async fn embedded() -> (Arc<dyn Store>, tempfile::TempDir) {
             .unwrap(),
     );
     (store, dir)
+}
+
+/// Writes progress rows and checkpoints of the `user_progress` projection in one batch, as
+/// its processor does: each row stamped with its version's offset, each checkpoint a
+/// `(partition, next_offset)` on `user-activity`.
+pub async fn apply_progress(store: &Arc<dyn Store>, rows: &[Progress], checkpoints: &[(i32, i64)]) {
+    let writes: Vec<Write> = rows
+        .iter()
+        .map(|p| Write::Put {
+            table: PROGRESS,
+            pk: p.user_id.clone(),
+            ck: p.content_id.clone(),
+            value: json(p),
+            ts: p.version.offset,
+        })
+        .collect();
+    store
+        .apply(WriteBatch {
+            projection: "user_progress".into(),
+            writes: writes.into(),
+            checkpoints: checkpoints
+                .iter()
+                .map(|&(partition, next_offset)| Checkpoint {
+                    topic: topics::USER_ACTIVITY.into(),
+                    partition,
+                    next_offset,
+                })
+                .collect(),
+        })
+        .await
+        .unwrap();
 }
 
 pub fn json(v: &impl Serialize) -> Vec<u8> {
@@ -443,7 +475,17 @@ pub async fn call(
 }
 
 pub async fn get(router: &Router, uri: &str, authorization: Option<&str>) -> Resp {
-    call(router, "GET", uri, authorization, &[], Vec::new()).await
+    get_with(router, uri, authorization, &[]).await
+}
+
+/// A `GET` with an optional `Authorization` value and extra headers.
+pub async fn get_with(
+    router: &Router,
+    uri: &str,
+    authorization: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Resp {
+    call(router, "GET", uri, authorization, headers, Vec::new()).await
 }
 
 /// `POST /v1/catalog/contents:batchGet` with a JSON body.

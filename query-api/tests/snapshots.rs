@@ -289,56 +289,39 @@ async fn the_other_parameters_are_checked_as_without_a_snapshot() {
     );
     assert_eq!(resp.json()["items"].as_array().unwrap().len(), 1);
 
-    let resp = get(
-        &app.router,
-        "/v1/users/u-1/progress?snapshot=nov1&limt=1",
-        None,
-    )
-    .await;
-    let message = assert_error(
-        &resp,
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-        Some("limt"),
-    );
-    assert!(message.contains("(and `snapshot`)"), "{message}");
-    let resp = get(
-        &app.router,
-        "/v1/users/u-1/progress/film-1?snapshot=nov1&x=1",
-        None,
-    )
-    .await;
-    let message = assert_error(
-        &resp,
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-        Some("x"),
-    );
-    assert!(message.contains("besides `snapshot`"), "{message}");
-    let resp = get(
-        &app.router,
-        "/v1/users/u-1/progress?limit=0&snapshot=nov1",
-        None,
-    )
-    .await;
-    assert_error(
-        &resp,
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-        Some("limit"),
-    );
-    let resp = get(
-        &app.router,
-        "/v1/users/u-1/progress?snapshot=nov1&cursor=bogus",
-        None,
-    )
-    .await;
-    assert_error(
-        &resp,
-        StatusCode::BAD_REQUEST,
-        "invalid_cursor",
-        Some("cursor"),
-    );
+    // The other parameters of a snapshot read are checked as usual: (query, code, field,
+    // what the message says).
+    let refused = [
+        (
+            "/v1/users/u-1/progress?snapshot=nov1&limt=1",
+            "invalid_parameter",
+            "limt",
+            "(and `snapshot`)",
+        ),
+        (
+            "/v1/users/u-1/progress/film-1?snapshot=nov1&x=1",
+            "invalid_parameter",
+            "x",
+            "besides `snapshot`",
+        ),
+        (
+            "/v1/users/u-1/progress?limit=0&snapshot=nov1",
+            "invalid_parameter",
+            "limit",
+            "",
+        ),
+        (
+            "/v1/users/u-1/progress?snapshot=nov1&cursor=bogus",
+            "invalid_cursor",
+            "cursor",
+            "",
+        ),
+    ];
+    for (uri, code, field, says) in refused {
+        let resp = get(&app.router, uri, None).await;
+        let message = assert_error(&resp, StatusCode::BAD_REQUEST, code, Some(field));
+        assert!(message.contains(says), "{uri}: {message}");
+    }
 }
 
 #[tokio::test]

@@ -37,7 +37,9 @@ use clap::{Args, Parser, Subcommand};
 use fleuve_kafka::{topics, KafkaConfig};
 use fleuve_processors::handlers::exports;
 use fleuve_processors::rebuild::Rebuilds;
-use fleuve_processors::runtime::{Processor, ProcessorConfig, MAX_BATCH_EVENTS, MAX_BATCH_WAIT};
+use fleuve_processors::runtime::{
+    Membership, Processor, ProcessorConfig, MAX_BATCH_EVENTS, MAX_BATCH_WAIT, STALL_AFTER_RANGE,
+};
 use fleuve_producers::ingest::{self, IngestConfig};
 use fleuve_producers::{Publisher, PublisherConfig};
 use fleuve_projections::versions::Versions;
@@ -134,6 +136,15 @@ struct Common {
         default_value_t = 50_000
     )]
     query_max_lag_events: i64,
+    /// The query API's /readyz fails while a projection lags and has applied nothing for
+    /// this many milliseconds, whatever its lag (0: stalls are not checked; needs Kafka).
+    #[arg(
+        long,
+        global = true,
+        env = "FLEUVE_QUERY_STALL_AFTER_MS",
+        default_value_t = 30_000
+    )]
+    query_stall_after_ms: u64,
     /// Partners file of the `exports` processor (TOML, `[[partner]] id = "…"
     /// territories = ["FR", …]`; see docs/exports.md). Without it, `exports` keeps its state
     /// but exports to no one.
@@ -183,6 +194,90 @@ struct Batches {
     processor_batch_max_wait_ms: u64,
 }
 
+/// How processors get their partitions, and when one counts as stalled (`fleuve process`,
+/// `fleuve run`); see docs/projections.md, "Partitions and stalls".
+#[derive(Debug, Args)]
+struct Watching {
+    /// How processors get the partitions of their topics: `owned` (this process assigns
+    /// itself every partition, no consumer group: for a store only it writes), `group` (a
+    /// consumer group splits them between the processes sharing one store), or `auto`:
+    /// owned on an embedded store, a group on any other.
+    #[arg(
+        long,
+        env = "FLEUVE_PROCESSOR_MEMBERSHIP",
+        default_value = "auto",
+        value_enum
+    )]
+    processor_membership: MembershipArg,
+    /// Static group membership: this process's `group.instance.id` in its processors'
+    /// consumer groups (unique per process, stable across its restarts: a pod name of a
+    /// StatefulSet). Group membership only.
+    #[arg(long, env = "FLEUVE_PROCESSOR_GROUP_INSTANCE_ID")]
+    processor_group_instance_id: Option<String>,
+    /// A projection that lags and has applied nothing for this long, in milliseconds, is
+    /// stalled: /readyz fails, and a group member leaves and rejoins its group. From 1000
+    /// to 3600000.
+    #[arg(
+        long,
+        env = "FLEUVE_PROCESSOR_STALL_AFTER_MS",
+        default_value = "30000",
+        value_name = "MS",
+        value_parser = parse_stall_after_ms
+    )]
+    processor_stall_after_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MembershipArg {
+    Auto,
+    Owned,
+    Group,
+}
+
+impl Watching {
+    /// Sets the membership and the stall bound; `store` is the store URL (`auto` picks owned
+    /// partitions on an embedded store).
+    fn apply(&self, store: &str, config: &mut ProcessorConfig) -> Result<()> {
+        let owned = match self.processor_membership {
+            MembershipArg::Owned => true,
+            MembershipArg::Group => false,
+            MembershipArg::Auto => store.starts_with("embedded:"),
+        };
+        config.membership = if owned {
+            if self.processor_group_instance_id.is_some() {
+                bail!(
+                    "processor_group_instance_id is set but processors own their partitions \
+                     (processor_membership = {:?} on store {store}): set \
+                     processor_membership = \"group\" or drop the instance id",
+                    self.processor_membership
+                );
+            }
+            Membership::Owned
+        } else {
+            Membership::Group {
+                instance_id: self.processor_group_instance_id.clone(),
+            }
+        };
+        config.stall_after = Duration::from_millis(self.processor_stall_after_ms);
+        Ok(())
+    }
+}
+
+/// `processor_stall_after_ms`: whole milliseconds in [`STALL_AFTER_RANGE`].
+fn parse_stall_after_ms(value: &str) -> Result<u64, String> {
+    let (lo, hi) = (
+        u64::try_from(STALL_AFTER_RANGE.0.as_millis()).unwrap_or(0),
+        u64::try_from(STALL_AFTER_RANGE.1.as_millis()).unwrap_or(u64::MAX),
+    );
+    match value.trim().parse::<u64>() {
+        Ok(ms) if (lo..=hi).contains(&ms) => Ok(ms),
+        _ => Err(format!(
+            "processor_stall_after_ms must be a whole number of milliseconds from {lo} to {hi}, \
+             got `{value}`"
+        )),
+    }
+}
+
 impl Batches {
     fn apply(&self, config: &mut ProcessorConfig) {
         config.batch_max_events = self.processor_batch_max_events;
@@ -221,6 +316,8 @@ enum Command {
         listen: Listen,
         #[command(flatten)]
         batches: Batches,
+        #[command(flatten)]
+        watching: Watching,
     },
     /// Run the schema registry.
     Registry {
@@ -242,6 +339,8 @@ enum Command {
         listen: Listen,
         #[command(flatten)]
         batches: Batches,
+        #[command(flatten)]
+        watching: Watching,
     },
     /// Run the query API.
     Query {
@@ -260,6 +359,8 @@ enum Command {
         listen: Listen,
         #[command(flatten)]
         batches: Batches,
+        #[command(flatten)]
+        watching: Watching,
     },
     /// Print a signed HS256 token for development and tests (needs FLEUVE_JWT_HS256_SECRET).
     Token {
@@ -513,8 +614,12 @@ async fn run(cli: Cli) -> Result<()> {
             scopes,
             ttl_secs,
         } => return print_token(&sub, &scopes, ttl_secs),
-        Command::Config { listen, batches } => {
-            print_config(common, &listen, &batches);
+        Command::Config {
+            listen,
+            batches,
+            watching,
+        } => {
+            print_config(common, &listen, &batches, &watching);
             return Ok(());
         }
         Command::Registry { listen } => {
@@ -527,6 +632,7 @@ async fn run(cli: Cli) -> Result<()> {
             names,
             listen,
             batches,
+            watching,
         } => {
             let names = processor_names(&names)?;
             create_topics(common).await?;
@@ -536,7 +642,7 @@ async fn run(cli: Cli) -> Result<()> {
             for name in &names {
                 flags.push(start_processor(
                     common,
-                    &batches,
+                    (&batches, &watching),
                     name,
                     Arc::clone(&versions),
                     &shutdown,
@@ -558,7 +664,11 @@ async fn run(cli: Cli) -> Result<()> {
             let versions = follow_versions(store, &shutdown, &mut tasks).await?;
             start_query(common, versions, listen.query_addr, &shutdown, &mut tasks).await?;
         }
-        Command::Run { listen, batches } => {
+        Command::Run {
+            listen,
+            batches,
+            watching,
+        } => {
             create_topics(common).await?;
             let registry =
                 start_registry(common, listen.registry_addr, &shutdown, &mut tasks).await?;
@@ -569,7 +679,7 @@ async fn run(cli: Cli) -> Result<()> {
             for name in fleuve_processors::handlers::NAMES {
                 flags.push(start_processor(
                     common,
-                    &batches,
+                    (&batches, &watching),
                     name,
                     Arc::clone(&versions),
                     &shutdown,
@@ -867,7 +977,7 @@ fn authenticator(common: &Common) -> Result<Option<Authenticator>> {
 }
 
 #[allow(clippy::print_stdout)]
-fn print_config(common: &Common, listen: &Listen, batches: &Batches) {
+fn print_config(common: &Common, listen: &Listen, batches: &Batches, watching: &Watching) {
     let file = common
         .config
         .as_ref()
@@ -885,6 +995,7 @@ fn print_config(common: &Common, listen: &Listen, batches: &Batches) {
         common.query_request_timeout_ms
     );
     println!("query_max_lag_events = {}", common.query_max_lag_events);
+    println!("query_stall_after_ms = {}", common.query_stall_after_ms);
     if let Some(path) = &common.exports_partners {
         println!("exports_partners = {:?}", path.display().to_string());
     }
@@ -899,6 +1010,17 @@ fn print_config(common: &Common, listen: &Listen, batches: &Batches) {
     println!(
         "processor_batch_max_wait_ms = {}",
         batches.processor_batch_max_wait_ms
+    );
+    println!(
+        "processor_membership = \"{}\"",
+        format!("{:?}", watching.processor_membership).to_lowercase()
+    );
+    if let Some(id) = &watching.processor_group_instance_id {
+        println!("processor_group_instance_id = {id:?}");
+    }
+    println!(
+        "processor_stall_after_ms = {}",
+        watching.processor_stall_after_ms
     );
     for key in config_file::KEYS.iter().filter(|k| k.starts_with("jwt_")) {
         let var = format!("FLEUVE_{}", key.to_ascii_uppercase());
@@ -1115,7 +1237,7 @@ fn format_ms(ms: i64) -> String {
 
 fn start_processor(
     common: &Common,
-    batches: &Batches,
+    (batches, watching): (&Batches, &Watching),
     name: &str,
     versions: Arc<Versions>,
     shutdown: &CancellationToken,
@@ -1136,6 +1258,7 @@ fn start_processor(
         &common.registry_url,
     );
     batches.apply(&mut config);
+    watching.apply(&common.store, &mut config)?;
     let processor = Processor::new(config, handler, store)?.follow_versions(versions);
     let readiness = processor.readiness();
     let token = shutdown.clone();
@@ -1198,8 +1321,13 @@ async fn start_query(
         auth: authenticator(common)?,
         position_wait,
         request_timeout,
-        lag: (common.query_max_lag_events > 0)
-            .then(|| LagConfig::new(common.kafka("fleuve-query"), common.query_max_lag_events)),
+        lag: (common.query_max_lag_events > 0 || common.query_stall_after_ms > 0).then(|| {
+            LagConfig::new(common.kafka("fleuve-query"), common.query_max_lag_events)
+                .with_stall_after(
+                    (common.query_stall_after_ms > 0)
+                        .then(|| Duration::from_millis(common.query_stall_after_ms)),
+                )
+        }),
         versions: Some(Arc::clone(&versions)),
         ..QueryConfig::default()
     };
@@ -1381,6 +1509,95 @@ mod tests {
                 assert!(err.contains(&format!("got `{value}`")), "{err}");
             }
         }
+    }
+
+    /// The processor settings `args` give to `process`, `run` or `config`, applied to a
+    /// runtime configuration for the store `store`.
+    fn watching(args: &[&str], store: &str) -> Result<ProcessorConfig, String> {
+        let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+        let (Command::Process { watching, .. }
+        | Command::Run { watching, .. }
+        | Command::Config { watching, .. }) = cli.command
+        else {
+            panic!("not a command with processor settings");
+        };
+        let mut config = ProcessorConfig::new(KafkaConfig::new("127.0.0.1:9092"), "http://r");
+        watching
+            .apply(store, &mut config)
+            .map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    #[test]
+    fn processors_own_their_partitions_on_an_embedded_store_and_share_them_elsewhere() {
+        let embedded = "embedded://var/projections";
+        let scylla = "scylla://scylla:9042/fleuve";
+        let runtime = ProcessorConfig::new(KafkaConfig::new("127.0.0.1:9092"), "http://r");
+        let c = watching(&["fleuve", "run"], embedded).unwrap();
+        assert_eq!(c.membership, Membership::Owned);
+        assert_eq!(c.stall_after, runtime.stall_after);
+        let c = watching(&["fleuve", "process", "all"], scylla).unwrap();
+        assert_eq!(c.membership, Membership::Group { instance_id: None });
+        let c = watching(
+            &[
+                "fleuve",
+                "process",
+                "orders",
+                "--processor-membership=group",
+                "--processor-group-instance-id=fleuve-processor-0",
+                "--processor-stall-after-ms=5000",
+            ],
+            embedded,
+        )
+        .unwrap();
+        assert_eq!(
+            c.membership,
+            Membership::Group {
+                instance_id: Some("fleuve-processor-0".into())
+            }
+        );
+        assert_eq!(c.stall_after, Duration::from_secs(5));
+        let c = watching(
+            &["fleuve", "config", "--processor-membership=owned"],
+            scylla,
+        )
+        .unwrap();
+        assert_eq!(c.membership, Membership::Owned);
+
+        let err = watching(
+            &["fleuve", "run", "--processor-group-instance-id=p-0"],
+            embedded,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("processor_group_instance_id") && err.contains("processor_membership"),
+            "{err}"
+        );
+        for bad in ["999", "3600001", "soon", "-1"] {
+            let err = watching(
+                &[
+                    "fleuve",
+                    "run",
+                    &format!("--processor-stall-after-ms={bad}"),
+                ],
+                embedded,
+            )
+            .unwrap_err();
+            assert!(
+                err.contains("processor_stall_after_ms must be a whole number of milliseconds from 1000 to 3600000")
+                    && err.contains(&format!("got `{bad}`")),
+                "{err}"
+            );
+        }
+        let err = watching(
+            &["fleuve", "run", "--processor-membership=shared"],
+            embedded,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("auto") && err.contains("owned") && err.contains("group"),
+            "{err}"
+        );
     }
 
     /// The ranges in the flags' help are the runtime's.

@@ -1,7 +1,8 @@
 //! Stream processors: they fold events from Kafka into read projections.
 //!
-//! * [`runtime`]: the consumer runtime every processor shares. A consumer group per
-//!   processor; batches bounded by count and time; events decoded through the schema
+//! * [`runtime`]: the consumer runtime every processor shares. Partitions owned by the
+//!   process (embedded store) or shared in a consumer group per processor (ScyllaDB), and a
+//!   watchdog that fails readiness on a stalled projection and rejoins a stuck group; batches bounded by count and time; events decoded through the schema
 //!   registry; the handler's writes and the batch's checkpoints (per partition, the next
 //!   offset to apply) handed to the store in one `Store::apply`; Kafka offsets stored only
 //!   after it returns. The store's checkpoint is the truth: records below it are skipped,

@@ -266,26 +266,42 @@ pub struct QueryConfig {
     pub versions: Option<Arc<Versions>>,
 }
 
-/// The lag bound of `/readyz`: every projection the API reads must be at most
-/// `max_events` records behind the end of its topics.
+/// The lag bounds of `/readyz`: every projection the API reads must be at most
+/// `max_events` records behind the end of its topics, and must not be *stalled* (lagging
+/// with nothing applied for `stall_after`, whatever the lag).
 #[derive(Debug, Clone)]
 pub struct LagConfig {
     /// The brokers the processors read from.
     pub kafka: KafkaConfig,
-    /// Most records a projection may be behind (all partitions summed) while ready.
+    /// Most records a projection may be behind (all partitions summed) while ready; 0 for
+    /// no bound.
     pub max_events: i64,
+    /// How long a projection may lag without applying a record while ready; `None` for no
+    /// stall check.
+    pub stall_after: Option<Duration>,
     /// How often the lag is measured.
     pub every: Duration,
 }
 
 impl LagConfig {
-    /// A bound of `max_events`, measured every 5 s.
+    /// A bound of `max_events` (0: none) and a stall bound of 30 s, measured every 5 s.
     pub fn new(kafka: KafkaConfig, max_events: i64) -> Self {
         Self {
             kafka,
             max_events,
+            stall_after: Some(Duration::from_secs(30)),
             every: Duration::from_secs(5),
         }
+    }
+
+    /// Sets the stall bound (`None`: stalls are not checked). The lag is then measured at
+    /// least four times per bound.
+    pub fn with_stall_after(mut self, stall_after: Option<Duration>) -> Self {
+        self.stall_after = stall_after;
+        if let Some(bound) = stall_after {
+            self.every = self.every.min(bound / 4).max(Duration::from_millis(100));
+        }
+        self
     }
 }
 

@@ -1,17 +1,25 @@
 //! `/readyz`: ready when the store answered its last ping and, with a [`LagConfig`], when
-//! every projection the API reads is at most `max_events` records behind its topics.
+//! every projection the API reads is at most `max_events` records behind its topics and
+//! none is *stalled*: lagging with nothing applied for `stall_after`, whatever its lag (a
+//! processor that holds no partition, or a store that blocks). The answer names the
+//! projections at fault.
 //!
 //! The lag of a projection is the sum, over the partitions of its topics, of the topic's end
-//! offset minus the projection's checkpoint (0 when it has none). It is measured every
-//! [`LagConfig::every`] (5 s by default) and exported as `fleuve_query_projection_lag_events{projection}`. When the
-//! brokers cannot be reached the last verdict stands (and a warning is logged): no new event
-//! can be accepted then either, so the projections cannot fall further behind.
+//! offset minus the projection's checkpoint (0 when it has none); it has applied something
+//! when the sum of its checkpoints grew ([`fleuve_service::stall::StallWatch`]). Both are
+//! measured every [`LagConfig::every`] (5 s by default, at least four times per stall bound)
+//! and exported as `fleuve_query_projection_lag_events{projection}` and
+//! `fleuve_query_projection_stalled_seconds{projection}`. When the brokers cannot be
+//! reached the last lag verdict stands (and a warning is logged): no new event can be
+//! accepted then either, so the projections cannot fall further behind. When the store does
+//! not answer, the store verdict already fails `/readyz`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fleuve_projections::Store;
+use fleuve_service::stall::StallWatch;
 use fleuve_service::ReadyFlag;
 use prometheus::{IntGaugeVec, Opts};
 use rdkafka::consumer::BaseConsumer;
@@ -22,6 +30,21 @@ use crate::LagConfig;
 const PING_EVERY: Duration = Duration::from_secs(1);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(5);
+
+static STALLED: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
+    let gauge = IntGaugeVec::new(
+        Opts::new(
+            "fleuve_query_projection_stalled_seconds",
+            "Seconds a projection read by the query API has lagged without applying a record (0 when caught up or applying).",
+        ),
+        &["projection"],
+    )
+    .ok()?;
+    if let Err(e) = prometheus::register(Box::new(gauge.clone())) {
+        tracing::error!(error = %e, "could not register the projection stall gauge");
+    }
+    Some(gauge)
+});
 
 static LAG: LazyLock<Option<IntGaugeVec>> = LazyLock::new(|| {
     let gauge = IntGaugeVec::new(
@@ -129,29 +152,49 @@ async fn lag_loop(
     };
     let mut tick = tokio::time::interval(config.every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut watches: BTreeMap<&'static str, StallWatch> = BTreeMap::new();
     loop {
         tick.tick().await;
         if let Some(client) = &client {
             match measure(&*store, client.clone()).await {
                 Ok(lags) => {
-                    let over: Vec<String> = lags
-                        .iter()
-                        .filter(|(_, lag)| **lag > config.max_events)
-                        .map(|(p, lag)| format!("{p} is {lag} records behind"))
-                        .collect();
-                    if let Some(g) = LAG.as_ref() {
-                        for (p, lag) in &lags {
-                            g.with_label_values(&[p]).set(*lag);
+                    let now = Instant::now();
+                    let mut faults: Vec<String> = Vec::new();
+                    for (p, m) in &lags {
+                        if config.max_events > 0 && m.lag > config.max_events {
+                            faults.push(format!(
+                                "{p} is {} records behind (bound: {} records)",
+                                m.lag, config.max_events
+                            ));
+                        }
+                        if let Some(g) = LAG.as_ref() {
+                            g.with_label_values(&[p]).set(m.lag);
+                        }
+                        let Some(bound) = config.stall_after else {
+                            continue;
+                        };
+                        let stall = watches
+                            .entry(p)
+                            .or_insert_with(|| StallWatch::new(bound))
+                            .observe(now, m.lag, m.applied);
+                        if let Some(g) = STALLED.as_ref() {
+                            g.with_label_values(&[p])
+                                .set(i64::try_from(stall.idle.as_secs()).unwrap_or(i64::MAX));
+                        }
+                        if stall.stalled {
+                            faults.push(format!(
+                                "{p} is stalled: {} records behind and nothing applied for {} s \
+                                 (bound: {} s)",
+                                stall.lag,
+                                stall.idle.as_secs(),
+                                bound.as_secs()
+                            ));
                         }
                     }
-                    lock(&verdicts).lag = if over.is_empty() {
+                    lock(&verdicts).lag = if faults.is_empty() {
                         Ok(())
                     } else {
-                        Err(format!(
-                            "{} (bound: {} records)",
-                            over.join(", "),
-                            config.max_events
-                        ))
+                        Err(faults.join(", "))
                     };
                 }
                 Err(reason) => {
@@ -165,11 +208,19 @@ async fn lag_loop(
     }
 }
 
-/// Records behind the end of its topics, by projection.
+/// One projection's measure.
+struct Measure {
+    /// Records behind the end of its topics.
+    lag: i64,
+    /// Sum of its checkpoints: grows with every record applied.
+    applied: i64,
+}
+
+/// Records behind the end of its topics, and how far it has applied, by projection.
 async fn measure(
     store: &dyn Store,
     client: Arc<BaseConsumer>,
-) -> Result<BTreeMap<&'static str, i64>, String> {
+) -> Result<BTreeMap<&'static str, Measure>, String> {
     let ends = tokio::task::spawn_blocking(move || {
         let mut ends = BTreeMap::new();
         for (_, topics) in PROJECTION_TOPICS {
@@ -192,6 +243,7 @@ async fn measure(
             .await
             .map_err(|e| format!("reading the {projection} checkpoints: {e}"))?;
         let mut lag = 0;
+        let mut applied = 0;
         for topic in *topics {
             for (partition, end) in ends.get(topic).into_iter().flatten() {
                 let at = cps
@@ -199,9 +251,10 @@ async fn measure(
                     .find(|c| c.topic == *topic && c.partition == *partition)
                     .map_or(0, |c| c.next_offset);
                 lag += (end - at).max(0);
+                applied += at;
             }
         }
-        out.insert(*projection, lag);
+        out.insert(*projection, Measure { lag, applied });
     }
     Ok(out)
 }

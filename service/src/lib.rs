@@ -10,6 +10,8 @@
 //!
 //! * [`ApiError`]: the one JSON error body, `{"error":{"code","message","field"?}}`.
 //! * [`auth`]: bearer JWT authentication and scopes (`FLEUVE_JWT_*`), as a layer for the API routes.
+//! * [`stall`]: [`stall::StallWatch`], which tells a stalled projection (lagging, applying
+//!   nothing) from one catching up; processors and the query API fail `/readyz` on it.
 //!
 //! Metric names follow `fleuve_<component>_<name>_<unit>[_total]`; label values come from
 //! small fixed sets (route templates, status classes), never from user input.
@@ -24,6 +26,7 @@ use axum::Router;
 use prometheus::{Encoder, TextEncoder};
 
 pub mod auth;
+pub mod stall;
 mod error;
 pub use error::ApiError;
 

@@ -107,16 +107,49 @@ pub struct Broker {
     proc: Proc,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// Query string after the storage URL (Tansu's storage options), kept for restarts.
+    storage_options: String,
 }
 
 impl Broker {
     pub fn start() -> Result<Self> {
+        Self::start_with_storage_options("")
+    }
+
+    /// [`Broker::start`] with Tansu's maintenance task (retention, then compaction of
+    /// `cleanup.policy=compact` topics: every superseded value of a key deleted) running
+    /// every `every` instead of every 10 minutes, so that tests can see compaction happen.
+    pub fn start_with_maintenance(every: Duration) -> Result<Self> {
+        Self::start_with_storage_options(&format!("?maintenance_interval={}ms", every.as_millis()))
+    }
+
+    /// Starts Tansu with `options` (a query string, or empty) after its storage URL.
+    fn start_with_storage_options(options: &str) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
-        let log = dir.path().join("broker.log");
+        let child = Self::spawn(dir.path(), port, options)?;
+        let broker = Self {
+            proc: Proc { child },
+            port,
+            dir,
+            storage_options: options.to_owned(),
+        };
+        broker.index_headers()?;
+        Ok(broker)
+    }
+
+    /// Tansu on `port` with its data in `dir` (logs appended to `broker.log`, `broker.err`).
+    fn spawn(dir: &Path, port: u16, options: &str) -> Result<Child> {
+        let log = dir.join("broker.log");
         let url = format!("tcp://127.0.0.1:{port}");
+        let append = |name: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(name))
+        };
         let mut child = Command::new(tansu_binary()?)
-            .current_dir(dir.path())
+            .current_dir(dir)
             .args([
                 "broker",
                 "--listener-url",
@@ -124,21 +157,22 @@ impl Broker {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .stdout(Stdio::from(std::fs::File::create(&log)?))
-            .stderr(Stdio::from(std::fs::File::create(
-                dir.path().join("broker.err"),
-            )?))
+            .args(["--storage-engine", &format!("sqlite://tansu.db{options}")])
+            .stdout(Stdio::from(append("broker.log")?))
+            .stderr(Stdio::from(append("broker.err")?))
             .spawn()
             .context("starting tansu")?;
         wait_for_port(port, &mut child, "tansu", &log)?;
-        let broker = Self {
-            proc: Proc { child },
-            port,
-            dir,
-        };
-        broker.index_headers()?;
-        Ok(broker)
+        Ok(child)
+    }
+
+    /// Kills the broker with SIGKILL (a crash: nothing flushed beyond what its storage
+    /// engine committed) and starts it again at once on the same port and data.
+    pub fn kill_and_restart(&mut self) -> Result<()> {
+        self.proc.child.kill()?;
+        self.proc.child.wait()?;
+        self.proc.child = Self::spawn(self.dir.path(), self.port, &self.storage_options)?;
+        Ok(())
     }
 
     pub fn bootstrap(&self) -> String {
@@ -341,6 +375,13 @@ impl Platform {
         bail!("fleuve did not stop within 30 s of SIGTERM")
     }
 
+    /// SIGKILL, as a crash: no shutdown, no final commit, no flush. Waits for the exit.
+    pub fn kill(mut self) -> Result<()> {
+        self.proc.child.kill()?;
+        self.proc.child.wait()?;
+        Ok(())
+    }
+
     /// The platform's log so far (for assertion messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -406,6 +447,18 @@ impl ProcessorProcess {
         names: &[&str],
         log: &Path,
     ) -> Result<Self> {
+        Self::start_with_env(broker, registry_url, store_dir, names, log, &[])
+    }
+
+    /// [`ProcessorProcess::start`] with more environment variables (`FLEUVE_*` settings).
+    pub fn start_with_env(
+        broker: &Broker,
+        registry_url: &str,
+        store_dir: &Path,
+        names: &[&str],
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let port = free_port()?;
         let store = format!("embedded://{}", std::path::absolute(store_dir)?.display());
         let mut child = Command::new(fleuve_binary()?)
@@ -414,6 +467,7 @@ impl ProcessorProcess {
             .env("FLEUVE_REGISTRY_URL", registry_url)
             .env("FLEUVE_STORE", store)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .arg("process")
             .args(names)
             .args(["--processor-addr", &format!("127.0.0.1:{port}")])

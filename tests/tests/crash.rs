@@ -21,8 +21,16 @@
 //!    read (watched on its metrics every 10 ms, so the kill lands mid-work however fast the
 //!    machine is); the store is then opened in the test to check that the processors had
 //!    work left (the checkpoints are behind the log; otherwise the kill does not count) and
-//!    that no checkpoint went backwards. The next 20 % is published and the process restarted (once the killed
-//!    consumers' sessions have expired), and so on until three kills have counted. After
+//!    that no checkpoint went backwards. The next 20 % is published and the process restarted
+//!    at once, as Kubernetes or an operator would, and so on until three kills have counted.
+//!    Each restart must resume processing within [`RESUME_WITHIN`] (the time is printed).
+//!    Rounds 2 and 3 run the processors in a consumer group (`processor_membership =
+//!    "group"`, stall bound 5 s) instead of owning their partitions: round 3 starts right
+//!    after round 2's members were killed, which Tansu 0.6.0's coordinator gets wrong (the
+//!    group forms with an empty assignment; see the broker conformance suite), and the
+//!    processors' stall watchdog must heal it by leaving and rejoining. In round 2 the
+//!    broker itself is killed with SIGKILL and restarted at once while the processors work.
+//!    After
 //!    the last one, the rest of the stream (touching every partition) is published and the
 //!    process runs until every processor's lag gauge is 0 on every partition of its topics;
 //!    it is then stopped with SIGTERM.
@@ -35,12 +43,6 @@
 //! 4. Both stores' checkpoints must be at the end of the log; every table of A must equal
 //!    B's; stock must equal the model; the dead-letter topics must hold exactly the expected
 //!    events, all with reason `rejected`, and B must have added a copy of each.
-//!
-//! After a SIGKILL the broker keeps the dead consumers in their groups until their sessions
-//! time out (librdkafka's default `session.timeout.ms`, 45 s), and a restarted process gets
-//! no partition before that: each kill costs about 45 s of the run time. The test restarts
-//! the process once those sessions have expired, not at once: see [`wait_out_sessions`] for
-//! the Tansu bug that an immediate restart runs into.
 //!
 //! Settings: `FLEUVE_CRASH_SEED` (the stream; fixed by default) and `FLEUVE_CRASH_KILL_SEED`
 //! (the kill delays; from the clock by default). Both are printed. On failure, or with
@@ -82,6 +84,18 @@ const FIRST_PART: f64 = 0.4;
 const KILL_AT_PER_MILLE: (i64, i64) = (50, 700);
 /// Longest wait for the kill point; the process is killed then, wherever it is.
 const KILL_WAIT: Duration = Duration::from_secs(60);
+/// Longest a restarted process may take to consume again (a consumer group on Tansu may
+/// have to wait for the killed members' sessions, 45 s, before a rejoin can heal it).
+const RESUME_WITHIN: Duration = Duration::from_secs(60);
+/// Rounds whose processors run in a consumer group (the others own their partitions).
+const GROUP_ROUNDS: [usize; 2] = [2, 3];
+/// The round in which the broker is killed and restarted while the processors work.
+const BROKER_KILL_ROUND: usize = 2;
+/// The settings of a consumer-group round.
+const GROUP_ENV: [(&str, &str); 2] = [
+    ("FLEUVE_PROCESSOR_MEMBERSHIP", "group"),
+    ("FLEUVE_PROCESSOR_STALL_AFTER_MS", "5000"),
+];
 const DEFAULT_SEED: u64 = 0x00f1_e0fe_c4a5;
 
 const USERS: u64 = 1500;
@@ -1063,26 +1077,6 @@ fn log_digest(p: &ProcessorProcess) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
-/// librdkafka's default `session.timeout.ms`, which the processors keep: how long the broker
-/// keeps a killed consumer in its group.
-const SESSION_TIMEOUT: Duration = Duration::from_secs(45);
-
-/// Waits until the sessions of the consumers killed at `killed_at` have timed out, so that
-/// the broker drops them as soon as the restarted process joins.
-///
-/// Restarting at once is what an operator would do, and Kafka handles it; so does Tansu most
-/// of the time, after the dead members' 45 s. But Tansu 0.6.0's group coordinator notices a
-/// missed session only when a request of the group arrives, and when that request is the
-/// restarted member's `SyncGroup` (it is a follower of the dead leader until then), it takes
-/// that `SyncGroup`, which carries no assignment, for the leader's: the group forms with an
-/// empty assignment, every restarted processor gets no partition, and nothing triggers a
-/// rebalance again (seen for all five processors in 2 runs of 5). Joining only after the
-/// dead members' sessions have expired makes the new member the leader at once; it costs
-/// the same 45 s the rebalance would have waited anyway.
-async fn wait_out_sessions(killed_at: Instant) {
-    tokio::time::sleep_until((killed_at + SESSION_TIMEOUT + Duration::from_secs(2)).into()).await;
-}
-
 /// Fails with the process's log tail when it has exited.
 fn ensure_running(p: &mut ProcessorProcess, what: &str) -> Result<()> {
     if let Some(status) = p.exited()? {
@@ -1445,8 +1439,8 @@ impl Stream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processors_killed_mid_stream_build_the_projections_of_a_clean_run() -> Result<()> {
     let work = tempfile::Builder::new().prefix("fleuve-crash-").tempdir()?;
-    let broker = Broker::start()?;
-    let outcome = crash_test(&broker, work.path()).await;
+    let mut broker = Broker::start()?;
+    let outcome = crash_test(&mut broker, work.path()).await;
     let keep = outcome.is_err() || std::env::var_os("FLEUVE_CRASH_KEEP").is_some();
     if !keep {
         return Ok(());
@@ -1467,7 +1461,7 @@ async fn processors_killed_mid_stream_build_the_projections_of_a_clean_run() -> 
     }
 }
 
-async fn crash_test(broker: &Broker, work: &Path) -> Result<()> {
+async fn crash_test(broker: &mut Broker, work: &Path) -> Result<()> {
     let started = Instant::now();
     let seed = env_u64("FLEUVE_CRASH_SEED").unwrap_or(DEFAULT_SEED);
     let kill_seed = env_u64("FLEUVE_CRASH_KILL_SEED").unwrap_or_else(|| {
@@ -1527,7 +1521,8 @@ async fn crash_test(broker: &Broker, work: &Path) -> Result<()> {
     let mut seen = Checkpoints::new();
     let mut effective = 0;
     let mut round = 0;
-    let mut killed_at: Option<Instant> = None;
+    let mut killed = false;
+    let mut resumes = Vec::new();
     stream.publish(&publisher, first_part).await?;
     eprintln!("{} published {} events", elapsed(), stream.published);
     while effective < KILLS {
@@ -1536,22 +1531,43 @@ async fn crash_test(broker: &Broker, work: &Path) -> Result<()> {
             round <= MAX_ROUNDS,
             "only {effective} of {round} kills found the processors with work left"
         );
-        if let Some(killed_at) = killed_at {
+        if killed {
             stream.publish(&publisher, later_part).await?;
             eprintln!("{} published {} events", elapsed(), stream.published);
-            wait_out_sessions(killed_at).await;
         }
         let todo: i64 = behind(&seen, &all_end_offsets(&bootstrap)?).values().sum();
         let per_mille = kill_rng.range(KILL_AT_PER_MILLE.0, KILL_AT_PER_MILLE.1);
         let kill_at = (todo * per_mille / 1000).max(1);
         let log = work.join(format!("a-{round}.log"));
-        let mut p = ProcessorProcess::start(broker, &registry.url, &store_a, &["all"], &log)?;
-        let consuming = wait_consuming(&http, &mut p, Duration::from_secs(90)).await?;
+        let group = GROUP_ROUNDS.contains(&round);
+        let env: &[(&str, &str)] = if group { &GROUP_ENV } else { &[] };
+        let restarted = Instant::now();
+        let mut p =
+            ProcessorProcess::start_with_env(broker, &registry.url, &store_a, &["all"], &log, env)?;
+        let consuming = wait_consuming(&http, &mut p, RESUME_WITHIN).await?;
+        let resumed = consuming.duration_since(restarted);
+        eprintln!(
+            "{} round {round} ({}): consuming {:.1} s after the {}",
+            elapsed(),
+            if group {
+                "consumer group"
+            } else {
+                "owned partitions"
+            },
+            resumed.as_secs_f64(),
+            if killed { "immediate restart" } else { "start" }
+        );
+        resumes.push(resumed);
+        if round == BROKER_KILL_ROUND {
+            wait_consumed_sum(&http, &mut p, kill_at / 2, KILL_WAIT).await?;
+            broker.kill_and_restart()?;
+            eprintln!("{} broker killed (SIGKILL) and restarted", elapsed());
+        }
         wait_consumed_sum(&http, &mut p, kill_at, KILL_WAIT).await?;
         let delay = consuming.elapsed().as_millis();
         let m = p.metrics(&http).await.unwrap_or_default();
         ensure_running(&mut p, "just before the kill")?;
-        killed_at = Some(Instant::now());
+        killed = true;
         p.kill()?;
         // What the crash left: checkpoints behind the log (work was left), none backwards.
         let ends = all_end_offsets(&bootstrap)?;
@@ -1615,11 +1631,19 @@ async fn crash_test(broker: &Broker, work: &Path) -> Result<()> {
         stream.published
     );
     let ends = all_end_offsets(&bootstrap)?;
-    if let Some(killed_at) = killed_at {
-        wait_out_sessions(killed_at).await;
-    }
     let log = work.join("a-final.log");
+    let restarted = Instant::now();
     let mut p = ProcessorProcess::start(broker, &registry.url, &store_a, &["all"], &log)?;
+    let consuming = wait_consuming(&http, &mut p, RESUME_WITHIN).await?;
+    resumes.push(consuming.duration_since(restarted));
+    eprintln!(
+        "{} restarts resumed consuming after {:?} s",
+        elapsed(),
+        resumes
+            .iter()
+            .map(|d| format!("{:.1}", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+    );
     wait_lag_zero(&http, &mut p, &ends, Duration::from_secs(180)).await?;
     let m = p.metrics(&http).await?;
     stop(p, "the last run of build A")?;

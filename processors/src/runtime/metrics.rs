@@ -67,6 +67,22 @@ mod defs {
         )
         .expect("metric registers")
     });
+    pub static STALLED_SECONDS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+        register_int_gauge_vec!(
+            "fleuve_processor_stalled_seconds",
+            "Seconds since the projection last applied a record while it lags (0 when caught up or applying).",
+            &["processor"]
+        )
+        .expect("metric registers")
+    });
+    pub static GROUP_REJOINS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+        register_int_counter_vec!(
+            "fleuve_processor_group_rejoins_total",
+            "Times a stalled group member left and rejoined its consumer group, by reason.",
+            &["processor", "reason"]
+        )
+        .expect("metric registers")
+    });
     pub static LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
         register_int_gauge_vec!(
             "fleuve_processor_lag_events",
@@ -85,6 +101,18 @@ pub(super) fn consumed(processor: &str, n: usize) {
 
 pub(super) fn dead_lettered(processor: &str, reason: DeadLetterReason) {
     DEAD_LETTERED
+        .with_label_values(&[processor, reason.as_str()])
+        .inc();
+}
+
+pub(super) fn stalled(processor: &str, idle: Duration) {
+    STALLED_SECONDS
+        .with_label_values(&[processor])
+        .set(i64::try_from(idle.as_secs()).unwrap_or(i64::MAX));
+}
+
+pub(super) fn rejoined(processor: &str, reason: super::watch::RejoinReason) {
+    GROUP_REJOINS
         .with_label_values(&[processor, reason.as_str()])
         .inc();
 }

@@ -1,6 +1,11 @@
 //! The consumer runtime shared by every processor.
 //!
-//! One [`Processor`] runs one [`Handler`] in its own consumer group (`fleuve-<name>`):
+//! One [`Processor`] runs one [`Handler`], with the partitions of its topics either owned
+//! (it assigns them all to itself: a store only this process writes) or shared in the
+//! consumer group `fleuve-<name>` ([`Membership`]). A watchdog beside the batch loop tells a
+//! *stalled* projection (it lags and applied nothing for [`ProcessorConfig::stall_after`])
+//! from one catching up: readiness fails while it lasts, and a group member leaves and
+//! rejoins its group. For each batch:
 //!
 //! 1. poll a batch (see [Batches](#batches) below);
 //! 2. per partition, compare each record with the handler's checkpoint (the next offset it
@@ -43,11 +48,13 @@
 //! time-driven changes (a catalogue window that opens or closes with no event).
 //!
 //! Metrics (namespace `fleuve_processor`): records consumed, events applied, dead letters by
-//! reason, retries by operation, batch duration, freshness (now − event time) and consumer
-//! lag per partition (from librdkafka statistics, every 5 s).
+//! reason, retries by operation, batch duration, freshness (now − event time), consumer
+//! lag per partition (from librdkafka statistics, every 5 s), seconds stalled, and group
+//! rejoins by reason.
 
 mod dlq;
 mod metrics;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,6 +78,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use dlq::DeadLetterReason;
 pub use fleuve_projections::Staging;
+pub use watch::RejoinReason;
 
 /// A decoded event handed to a [`Handler`].
 #[derive(Debug, Clone)]
@@ -136,6 +144,25 @@ pub const MAX_BATCH_WAIT: Duration = Duration::from_secs(10);
 /// truth: a commit lost here only makes the next start skip a few records again).
 const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Shortest and longest [`ProcessorConfig::stall_after`].
+pub const STALL_AFTER_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(3600));
+
+/// How a processor gets the partitions of its topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Membership {
+    /// It assigns itself every partition of its topics, at the store's checkpoints: no
+    /// consumer group, no coordinator, no join delay. For a store only this process writes
+    /// (the embedded store): no other process could share the work. Partitions added to the
+    /// topics later are picked up by the watchdog.
+    Owned,
+    /// It joins the consumer group `fleuve-<name>`, which splits the partitions between the
+    /// processes sharing one store (ScyllaDB). With `instance_id`, static membership
+    /// (`group.instance.id`): a restarted member with the same id takes its place at once on
+    /// brokers that honour it (see docs/projections.md for what each broker does).
+    Group { instance_id: Option<String> },
+}
+
 /// Settings of a processor.
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
@@ -154,6 +181,12 @@ pub struct ProcessorConfig {
     pub max_backoff: Duration,
     /// How often librdkafka reports statistics (the lag gauge); zero turns them off.
     pub statistics_interval: Duration,
+    /// Consumer group or owned partitions (default: a group).
+    pub membership: Membership,
+    /// A projection that lags and applies nothing for this long is *stalled*: readiness
+    /// fails, and a group member leaves and rejoins its group. From 1 s to 1 h (default
+    /// 30 s); see [`STALL_AFTER_RANGE`].
+    pub stall_after: Duration,
 }
 
 impl ProcessorConfig {
@@ -165,6 +198,8 @@ impl ProcessorConfig {
             batch_max_wait: Duration::ZERO,
             max_backoff: Duration::from_secs(5),
             statistics_interval: Duration::from_secs(5),
+            membership: Membership::Group { instance_id: None },
+            stall_after: Duration::from_secs(30),
         }
     }
 
@@ -181,6 +216,16 @@ impl ProcessorConfig {
                 MAX_BATCH_WAIT.as_millis(),
                 self.batch_max_wait.as_millis()
             )
+        } else if !(STALL_AFTER_RANGE.0..=STALL_AFTER_RANGE.1).contains(&self.stall_after) {
+            format!(
+                "stall_after must be from {} to {} ms, got {} ms",
+                STALL_AFTER_RANGE.0.as_millis(),
+                STALL_AFTER_RANGE.1.as_millis(),
+                self.stall_after.as_millis()
+            )
+        } else if matches!(&self.membership, Membership::Group { instance_id: Some(id) } if id.trim().is_empty() || id.len() > 249)
+        {
+            "the group instance id must be 1 to 249 characters, not blank".to_owned()
         } else {
             return Ok(());
         };
@@ -305,7 +350,8 @@ pub struct Processor {
     dlq: Option<dlq::DeadLetters>,
     /// `Some` for a bounded build ([`Processor::bounded`]).
     bounds: Option<Bounds>,
-    readiness: Arc<ReadyFlag>,
+    /// Readiness, and what the watchdog asks of the batch loop.
+    signals: Arc<watch::Signals>,
 }
 
 /// Where a bounded build stops, and how far it is.
@@ -390,10 +436,19 @@ impl Processor {
                 config.statistics_interval.as_millis().to_string(),
             );
         }
+        if let Membership::Group {
+            instance_id: Some(id),
+        } = &config.membership
+        {
+            client_config.set("group.instance.id", id);
+        }
         let consumer: StreamConsumer<RebalanceContext> = client_config
             .create_with_context(context)
             .map_err(kafka_err)?;
-        consumer.subscribe(handler.topics()).map_err(kafka_err)?;
+        // Owned partitions are assigned when the processor runs, at the store checkpoints.
+        if matches!(config.membership, Membership::Group { .. }) {
+            consumer.subscribe(handler.topics()).map_err(kafka_err)?;
+        }
         let dlq = dlq::DeadLetters::new(&config.kafka, name).map_err(kafka_err)?;
         Self::with_consumer(config, handler, store, consumer, Some(dlq), None)
     }
@@ -471,16 +526,18 @@ impl Processor {
             decoder: AvroDecoder::new(settings),
             dlq,
             bounds,
-            readiness: Arc::new(ReadyFlag::not_ready("the processor has not started")),
+            signals: Arc::new(watch::Signals::new()),
             consumer: Arc::new(consumer),
             config,
         })
     }
 
-    /// Ready while the processor consumes; not ready before it starts and once it has
-    /// stopped (with the reason). Serve it on `/readyz`.
+    /// Ready while the processor consumes and its projection is not stalled (it lags and
+    /// has applied nothing for [`ProcessorConfig::stall_after`]); not ready before it starts
+    /// and once it has stopped. Not ready always comes with the reason. Serve it on
+    /// `/readyz`.
     pub fn readiness(&self) -> Arc<ReadyFlag> {
-        Arc::clone(&self.readiness)
+        self.signals.flag()
     }
 
     /// Writes the writer version of the handler's projection ([`Versions::writer`]) instead
@@ -520,10 +577,28 @@ impl Processor {
                 source,
             })?;
         }
-        tracing::info!(processor = name, topics = ?self.handler.topics(), "processor started");
-        self.readiness.set(Ok(()));
+        tracing::info!(processor = name, topics = ?self.handler.topics(), membership = ?self.config.membership, "processor started");
+        self.signals.set_running(Ok(()));
+        let stop_watch = CancellationToken::new();
+        if self.bounds.is_none() {
+            tokio::spawn(watch::run(
+                watch::Watched {
+                    name,
+                    topics: self.handler.topics(),
+                    kafka: self.config.kafka.clone(),
+                    membership: self.config.membership.clone(),
+                    stall_after: self.config.stall_after,
+                    store: Arc::clone(&self.store),
+                    versions: self.versions.clone(),
+                    consumer: Arc::clone(&self.consumer),
+                    signals: Arc::clone(&self.signals),
+                },
+                stop_watch.clone(),
+            ));
+        }
         let result = self.consume(&shutdown).await;
-        self.readiness.set(Err(match &result {
+        stop_watch.cancel();
+        self.signals.set_running(Err(match &result {
             Ok(()) => "the processor has stopped".to_owned(),
             Err(e) => format!("the processor has stopped: {e}"),
         }));
@@ -545,15 +620,18 @@ impl Processor {
             }
             _ => None,
         };
-        if let Some(bounds) = &self.bounds {
-            match self
-                .assign_bounded(&*store, bounds, &mut cursors, shutdown)
-                .await
-            {
-                Ok(()) => {}
-                Err(ProcessorError::Interrupted { .. }) => return Ok(()),
-                Err(e) => return Err(e),
+        let assigned = match (&self.bounds, &self.config.membership) {
+            (Some(bounds), _) => {
+                self.assign_bounded(&*store, bounds, &mut cursors, shutdown)
+                    .await
             }
+            (None, Membership::Owned) => self.assign_owned(&*store, &mut cursors, shutdown).await,
+            (None, Membership::Group { .. }) => Ok(()),
+        };
+        match assigned {
+            Ok(()) => {}
+            Err(ProcessorError::Interrupted { .. }) => return Ok(()),
+            Err(e) => return Err(e),
         }
         loop {
             if self.bounds.as_ref().is_some_and(Bounds::done) {
@@ -578,6 +656,22 @@ impl Processor {
                 }
                 Next::Batch(batch) => batch,
             };
+            if self.bounds.is_none() {
+                if let Some(reason) = self.signals.take_rejoin() {
+                    // What this batch holds may belong to partitions about to move: dropped,
+                    // read again from the checkpoints by whoever gets them.
+                    self.rejoin(reason)?;
+                    cursors.clear();
+                    continue;
+                }
+                if self.signals.take_new_partitions() {
+                    match self.assign_owned(&*store, &mut cursors, shutdown).await {
+                        Ok(()) => {}
+                        Err(ProcessorError::Interrupted { .. }) => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
             let (now_version, now_store) = self.target();
             if now_version != version {
                 // A rebuild switched the writer: what this batch holds was read for the old
@@ -744,6 +838,120 @@ impl Processor {
             })
     }
 
+    /// Owned partitions: assigns every partition of the handler's topics not assigned yet,
+    /// each at its store checkpoint (the beginning when it has none). Metadata that cannot
+    /// be read (broker down, topic not created yet) is retried until shutdown.
+    async fn assign_owned(
+        &self,
+        store: &dyn Store,
+        cursors: &mut HashMap<(String, i32), Cursor>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ProcessorError> {
+        let name = self.handler.name();
+        let partitions = self
+            .retry(shutdown, "read partitions", || self.partitions())
+            .await?;
+        let assigned: HashSet<(String, i32)> = self
+            .consumer
+            .assignment()
+            .map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        let mut positioned = Vec::new();
+        for (topic, partition) in partitions {
+            if assigned.contains(&(topic.clone(), partition)) {
+                continue;
+            }
+            let next = self
+                .retry(shutdown, "read checkpoint", || {
+                    store.checkpoint(name, &topic, partition)
+                })
+                .await?;
+            let offset = next.map_or(Offset::Beginning, Offset::Offset);
+            tpl.add_partition_offset(&topic, partition, offset)
+                .map_err(|source| ProcessorError::Kafka {
+                    processor: name,
+                    source,
+                })?;
+            positioned.push((topic, partition, next));
+        }
+        if positioned.is_empty() {
+            return Ok(());
+        }
+        self.consumer
+            .incremental_assign(&tpl)
+            .map_err(|source| ProcessorError::Kafka {
+                processor: name,
+                source,
+            })?;
+        tracing::info!(
+            processor = name,
+            partitions = positioned.len(),
+            "partitions assigned (owned: no consumer group)"
+        );
+        for (topic, partition, next) in positioned {
+            if let Some(next) = next.filter(|n| *n > 0) {
+                // Lets the committed offset (and the lag gauge) show what the store has.
+                if let Err(e) = self.consumer.store_offset(&topic, partition, next - 1) {
+                    tracing::debug!(processor = name, %topic, partition, error = %e, "could not store the checkpoint's offset");
+                }
+            }
+            cursors.insert((topic, partition), Cursor::Seeking(next.unwrap_or(0)));
+        }
+        Ok(())
+    }
+
+    /// Every partition of the handler's topics, from the brokers' metadata.
+    async fn partitions(&self) -> Result<Vec<(String, i32)>, Failure> {
+        let consumer = Arc::clone(&self.consumer);
+        let topics = self.handler.topics();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for topic in topics {
+                let metadata = consumer
+                    .fetch_metadata(Some(topic), Duration::from_secs(5))
+                    .map_err(|e| Failure::Metadata(format!("metadata of `{topic}`: {e}")))?;
+                let partitions: Vec<i32> = metadata
+                    .topics()
+                    .iter()
+                    .filter(|t| t.name() == *topic && t.error().is_none())
+                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                    .collect();
+                if partitions.is_empty() {
+                    return Err(Failure::Metadata(format!(
+                        "topic `{topic}` does not exist on the brokers yet (`fleuve topics create` creates it)"
+                    )));
+                }
+                out.extend(partitions.into_iter().map(|p| (topic.to_string(), p)));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| Failure::Metadata(format!("metadata task: {e}")))?
+    }
+
+    /// Leaves the consumer group and joins it again (asked by the watchdog on a stall).
+    fn rejoin(&self, reason: RejoinReason) -> Result<(), ProcessorError> {
+        let name = self.handler.name();
+        tracing::warn!(
+            processor = name,
+            reason = reason.as_str(),
+            "leaving and rejoining the consumer group"
+        );
+        self.consumer.unsubscribe();
+        self.consumer
+            .subscribe(self.handler.topics())
+            .map_err(|source| ProcessorError::Kafka {
+                processor: name,
+                source,
+            })
+    }
+
     /// A bounded build with nothing arriving: partitions whose consumer position has
     /// reached their end (the last offsets held no record) are done.
     fn check_bounded_positions(&self) {
@@ -828,6 +1036,8 @@ impl Processor {
             // New partitions: hand back an empty batch so they get positioned now, even if
             // nothing arrives on them.
             () = self.consumer.context().wake.notified() => return Ok(Next::Batch(Vec::new())),
+            // The watchdog asks for a rejoin or saw new partitions.
+            () = self.signals.wake.notified() => return Ok(Next::Batch(Vec::new())),
             () = tick => return Ok(Next::Timer),
             // The routing changed: an empty batch makes the loop look at the writer version.
             () = changed => return Ok(Next::Batch(Vec::new())),
@@ -1211,4 +1421,6 @@ enum Failure {
     Kafka(#[from] KafkaError),
     #[error("schema registry unavailable: {0}")]
     Registry(String),
+    #[error("{0}")]
+    Metadata(String),
 }

@@ -79,9 +79,13 @@ async fn readyz_follows_the_store() {
     readyz_until(&api, "became ready again", |r| r.status == StatusCode::OK).await;
 }
 
+/// The lag and stall gauges are process-wide: the tests that read them run one at a time.
+static GAUGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn readyz_fails_while_a_projection_lags_past_the_bound() {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let _gauges = GAUGES.lock().await;
 
     let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
     for t in topics::platform_topics(3) {
@@ -148,4 +152,94 @@ async fn readyz_fails_while_a_projection_lags_past_the_bound() {
         metrics.contains("fleuve_query_projection_lag_events{projection=\"user_progress\"} 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn readyz_fails_while_a_projection_is_stalled_whatever_its_lag() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let _gauges = GAUGES.lock().await;
+
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    for t in topics::platform_topics(3) {
+        cluster.create_topic(&t.name, t.partitions, 1).unwrap();
+    }
+    let kafka = KafkaConfig::new(cluster.bootstrap_servers());
+    let producer: BaseProducer = kafka.client_config().create().unwrap();
+    for i in 0..3 {
+        producer
+            .send(
+                BaseRecord::to(topics::USER_ACTIVITY)
+                    .partition(0)
+                    .key("k")
+                    .payload(&format!("r{i}")),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    // No lag bound: three records behind is fine, as long as the projection applies.
+    let lag = LagConfig::new(kafka, 0).with_stall_after(Some(Duration::from_secs(1)));
+    assert_eq!(lag.every, Duration::from_millis(250));
+    let a = App::with(QueryConfig {
+        lag: Some(lag),
+        ..QueryConfig::default()
+    })
+    .await;
+    let (app, store) = (&a.router, &a.store);
+    let checkpoint = |next_offset: i64| async move {
+        for projection in ["user_progress", "bookmarks"] {
+            store
+                .apply(WriteBatch {
+                    projection: projection.into(),
+                    writes: Vec::<Write>::new().into(),
+                    checkpoints: vec![Checkpoint {
+                        topic: topics::USER_ACTIVITY.into(),
+                        partition: 0,
+                        next_offset,
+                    }],
+                })
+                .await
+                .unwrap();
+        }
+    };
+
+    let stalled = readyz_until(app, "reported the stall", |r| r.text().contains("stalled")).await;
+    let message = assert_error(&stalled, StatusCode::SERVICE_UNAVAILABLE, "not_ready", None);
+    assert!(
+        message.contains("user_progress is stalled: 3 records behind and nothing applied for")
+            && message.contains("bookmarks is stalled")
+            && message.contains("(bound: 1 s)"),
+        "{message}"
+    );
+    let metrics = get(app, "/metrics", None).await.text();
+    assert!(
+        metrics.contains("fleuve_query_projection_stalled_seconds{projection=\"user_progress\"} 1"),
+        "{metrics}"
+    );
+
+    // It applies something: ready again, though still behind.
+    checkpoint(1).await;
+    readyz_until(app, "became ready on progress", |r| {
+        r.status == StatusCode::OK
+    })
+    .await;
+    // And nothing more for the bound: stalled again.
+    let again = readyz_until(app, "reported the stall again", |r| {
+        r.text().contains("stalled")
+    })
+    .await;
+    assert!(
+        again.text().contains("2 records behind"),
+        "{}",
+        again.text()
+    );
+    // Caught up: ready, and it stays so with nothing to apply.
+    checkpoint(3).await;
+    readyz_until(app, "became ready once caught up", |r| {
+        r.status == StatusCode::OK
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let still = get(app, "/readyz", None).await;
+    assert_eq!(still.status, StatusCode::OK, "{}", still.text());
 }

@@ -37,6 +37,12 @@ struct Model {
     stock: BTreeMap<String, (i64, i64)>,
 }
 
+/// A well-spread key index for event `seq` (Fibonacci hashing), below `n`.
+fn spread(seq: usize, salt: u64, n: usize) -> usize {
+    let h = (seq as u64 ^ salt).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    usize::try_from(h).unwrap() % n
+}
+
 fn event_id(seq: usize) -> String {
     format!("00000000-0000-4000-9000-{seq:012x}")
 }
@@ -57,8 +63,8 @@ fn batch(
         let at = BASE_MS + i64::try_from(seq).unwrap();
         match seq % 4 {
             0 | 1 => {
-                let user = format!("u-{}", (seq * 7) % USERS);
-                let content = format!("c-{}", (seq / 3) % CONTENTS);
+                let user = format!("u-{}", spread(seq, 1, USERS));
+                let content = format!("c-{}", spread(seq, 2, CONTENTS));
                 let position = i64::try_from(seq).unwrap() * 10;
                 model
                     .progress
@@ -76,7 +82,7 @@ fn batch(
                 });
             }
             2 => {
-                let sku = format!("sku-{}", (seq * 13) % SKUS);
+                let sku = format!("sku-{}", spread(seq, 3, SKUS));
                 let (available, _) = model.stock.entry(sku.clone()).or_default();
                 // Mostly receipts; a damage write-off when there is stock to lose.
                 let delta = if *available >= 3 && seq.is_multiple_of(5) {
@@ -100,11 +106,11 @@ fn batch(
                 });
             }
             _ => {
-                let sku = format!("sku-{}", (seq * 17) % SKUS);
-                let entry = model.stock.entry(sku.clone()).or_default();
-                if entry.0 < 1 {
+                let sku = format!("sku-{}", spread(seq, 3, SKUS));
+                // Only a sku with stock to reserve (a sku never adjusted has no row).
+                let Some(entry) = model.stock.get_mut(&sku).filter(|e| e.0 >= 1) else {
                     continue;
-                }
+                };
                 entry.0 -= 1;
                 entry.1 += 1;
                 reserved.push(StockReserved {
@@ -207,14 +213,14 @@ async fn fleuve_run_killed_three_times_mid_stream_resumes_at_once_and_counts_exa
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let at_kill = published.load(Ordering::SeqCst);
         platform.kill()?;
         let restarted = Instant::now();
         platform = Platform::start(&broker, data.path(), ports)?;
         let took = resumed(&http, &platform, restarted).await?;
         eprintln!(
-            "kill {} at {} published events: processing resumed {:.1} s after the restart",
+            "kill {} with {at_kill} events published: processing resumed {:.1} s after the restart",
             kill + 1,
-            published.load(Ordering::SeqCst),
             took.as_secs_f64()
         );
         resumes.push(took);

@@ -7,6 +7,11 @@
 //!   which creates the missing ones idempotently at start-up.
 //! * [`Position`]: where a produced event landed (`topic`, `partition`, `offset`) and the
 //!   opaque token form a front hands back to the query API for read-your-writes.
+//! * [`time`]: [`time::offsets_at`], the one time → offsets look-up of the platform (replay
+//!   ranges, snapshots as of an instant): the broker's offsets-for-times answer checked
+//!   against the records' timestamps, and found by a binary search over them when it is
+//!   wrong or missing (Tansu 0.6.0 answers `0` past a partition's last record; the
+//!   MockCluster answers no look-up by timestamp).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), fleuve_kafka::KafkaError> {
@@ -18,6 +23,7 @@
 
 mod config;
 mod position;
+pub mod time;
 pub mod topics;
 
 pub use config::KafkaConfig;
@@ -42,6 +48,21 @@ pub enum KafkaError {
     /// A topic the cluster does not have.
     #[error("topic `{topic}` does not exist on the cluster; create it (`fleuve topics create`, or the platform creates its topics at start)")]
     UnknownTopic { topic: String },
+    /// A time → offsets look-up could not read the records it needed within its timeout.
+    #[error(
+        "looking up the offsets of `{topic}` at {at_ms} ms since the epoch took more than \
+         {} s (reading partition {partition} at offset {offset}): is the broker at {brokers} \
+         reachable? Try again, or give it a longer timeout",
+        timeout.as_secs_f64()
+    )]
+    TimeLookupTimedOut {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        at_ms: i64,
+        brokers: String,
+        timeout: std::time::Duration,
+    },
 }
 
 /// Whether a Kafka client error may go away if the same operation is retried later (broker

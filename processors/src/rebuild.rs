@@ -15,8 +15,12 @@
 //! The old version is kept, `retired`, until dropped (`fleuve rebuild drop`).
 //!
 //! A **snapshot** (`--as-of TIME`) builds version N+1 up to the first record at or after
-//! `TIME` in each partition, runs the handler's timer as of `TIME`, and stays frozen: the
-//! query API reads it with `?snapshot=<name>`.
+//! `TIME` in each partition (the whole partition when every record is older), runs the
+//! handler's timer as of `TIME`, and stays frozen: the query API reads it with
+//! `?snapshot=<name>`. Those offsets come from [`fleuve_kafka::time::offsets_at`], which
+//! checks the broker's offsets-for-times answer against the records' timestamps (Tansu
+//! 0.6.0 answers offset 0 past a partition's last record, which would make a snapshot as of
+//! now empty).
 //!
 //! A build interrupted by a shutdown resumes when the process starts again
 //! ([`Rebuilds::resume`]): it reads on from its checkpoints.
@@ -31,7 +35,7 @@ use fleuve_projections::versions::{
     VersionState, Versions,
 };
 use fleuve_projections::{Checkpoint, Store};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -474,8 +478,9 @@ impl Rebuilds {
         Ok(())
     }
 
-    /// End offsets of the projection's topics: the first offset at or after `as_of`, or the
-    /// high watermarks.
+    /// End offsets of the projection's topics: the high watermarks, or, as of an instant, the
+    /// offset of the first record at or after it (the high watermark when every record is
+    /// older), checked against the records ([`fleuve_kafka::time::offsets_at`]).
     async fn ends(
         &self,
         projection: &'static str,
@@ -484,42 +489,28 @@ impl Rebuilds {
         let handler = (self.handler_for)(projection)
             .ok_or_else(|| Stop::Failed(format!("no processor builds `{projection}`")))?;
         let topics: Vec<&'static str> = handler.topics().to_vec();
-        let client: BaseConsumer = self
-            .config
-            .kafka
+        let kafka = self.config.kafka.clone();
+        let client: BaseConsumer = kafka
             .consumer_config(&format!("fleuve-{projection}-build"))
             .create()
             .map_err(|e| Stop::Failed(format!("Kafka client: {e}")))?;
         let lookup = tokio::task::spawn_blocking(move || -> Result<Vec<Checkpoint>, String> {
             let mut out = Vec::new();
             for topic in topics {
-                let highs = fleuve_kafka::topics::end_offsets(&client, topic, KAFKA_TIMEOUT)
-                    .map_err(|e| e.to_string())?;
-                let mut at_time = HashMap::new();
-                if let Some(ms) = as_of {
-                    let mut tpl = rdkafka::TopicPartitionList::new();
-                    for p in highs.keys() {
-                        tpl.add_partition_offset(topic, *p, rdkafka::Offset::Offset(ms))
-                            .map_err(|e| e.to_string())?;
+                let ends = match as_of {
+                    Some(ms) => {
+                        fleuve_kafka::time::offsets_at(&kafka, topic, ms, KAFKA_TIMEOUT)
+                            .map_err(|e| e.to_string())?
+                            .offsets
                     }
-                    let found = client
-                        .offsets_for_times(tpl, KAFKA_TIMEOUT)
-                        .map_err(|e| format!("offsets_for_times on `{topic}`: {e}"))?;
-                    for e in found.elements() {
-                        if let rdkafka::Offset::Offset(o) = e.offset() {
-                            at_time.insert(e.partition(), o);
-                        }
-                    }
-                }
-                for (p, high) in highs {
-                    // No record at or after the instant: the whole partition.
-                    let end = at_time.get(&p).copied().unwrap_or(high).min(high);
-                    out.push(Checkpoint {
-                        topic: topic.to_owned(),
-                        partition: p,
-                        next_offset: end,
-                    });
-                }
+                    None => fleuve_kafka::topics::end_offsets(&client, topic, KAFKA_TIMEOUT)
+                        .map_err(|e| e.to_string())?,
+                };
+                out.extend(ends.into_iter().map(|(partition, next_offset)| Checkpoint {
+                    topic: topic.to_owned(),
+                    partition,
+                    next_offset,
+                }));
             }
             Ok(out)
         });

@@ -9,10 +9,15 @@
 //! # Range
 //! * `from` is inclusive, `to` exclusive: `[from, to)`, for times and offsets alike.
 //! * A time (RFC 3339, or a date meaning midnight UTC) becomes, in each partition, the offset
-//!   of the first record whose Kafka timestamp is at or after it (Kafka's offsets-for-times;
-//!   Fleuve's producers stamp records with the event's `occurred_at`). The records between
-//!   the two offsets are replayed, so a late record (timestamp earlier than the one before
-//!   it) that lies between them is included.
+//!   of the first record whose Kafka timestamp is at or after it, or the partition's end
+//!   offset when every record is older (Fleuve's producers stamp records with the event's
+//!   `occurred_at`). The broker's offsets-for-times answer is not taken on trust: it is
+//!   checked against the records' timestamps and, when wrong or missing, found by a binary
+//!   search over them ([`fleuve_kafka::time::offsets_at`]; Tansu 0.6.0 answers `0` past a
+//!   partition's last record, the in-process MockCluster answers no look-up by time). So
+//!   `--from` a time after the last record replays nothing and `--to` a future time replays
+//!   up to the end. The records between the two offsets are replayed, so a late record
+//!   (timestamp earlier than the one before it) that lies between them is included.
 //! * An offset applies to every partition (`1500`); `0:1500,2:80` sets some partitions only.
 //! * Default `from`: the beginning of each partition. Default `to`: the end offsets when the
 //!   replay starts: it stops there and does not follow the live tail.
@@ -189,6 +194,9 @@ pub enum ReplayError {
         offset: i64,
         reason: String,
     },
+    /// A `--from`/`--to` time could not be turned into offsets.
+    #[error(transparent)]
+    TimeLookup(fleuve_kafka::KafkaError),
     #[error("writing the output: {0}")]
     Output(#[source] std::io::Error),
     #[error("the replay thread failed: {0}")]
@@ -665,8 +673,8 @@ fn plan(
             .map_err(|e| classify(e, &brokers, timeout, "fetch_watermarks"))?;
         watermarks.insert(p, w);
     }
-    let from = resolve(consumer, config, config.from.as_ref(), &watermarks, true)?;
-    let to = resolve(consumer, config, config.to.as_ref(), &watermarks, false)?;
+    let from = resolve(config, config.from.as_ref(), &watermarks, true)?;
+    let to = resolve(config, config.to.as_ref(), &watermarks, false)?;
     Ok(partitions
         .iter()
         .map(|p| {
@@ -708,9 +716,10 @@ fn classify(
     }
 }
 
-/// One bound as an offset per partition, clamped to the partition's watermarks.
+/// One bound as an offset per partition, clamped to the partition's watermarks. A time goes
+/// through [`fleuve_kafka::time::offsets_at`] (blocking: the replay runs on a blocking
+/// thread).
 fn resolve(
-    consumer: &ReplayConsumer,
     config: &ReplayConfig,
     bound: Option<&Bound>,
     watermarks: &BTreeMap<i32, (i64, i64)>,
@@ -729,50 +738,24 @@ fn resolve(
             .map(|(p, w)| (*p, map.get(p).map_or(default(*w), |o| clamp(*o, *w))))
             .collect(),
         Some(Bound::Time(ms)) => {
-            let mut tpl = TopicPartitionList::new();
-            for p in watermarks.keys() {
-                tpl.add_partition_offset(&config.topic, *p, Offset::Offset(*ms))
-                    .map_err(|e| {
-                        classify(
-                            e,
-                            &config.kafka.bootstrap_servers,
-                            config.timeout,
-                            "offsets_for_times",
-                        )
-                    })?;
-            }
-            let found = consumer
-                .offsets_for_times(tpl, config.timeout)
-                .map_err(|e| {
-                    classify(
-                        e,
+            let found =
+                fleuve_kafka::time::offsets_at(&config.kafka, &config.topic, *ms, config.timeout)
+                    .map_err(|e| match e {
+                    fleuve_kafka::KafkaError::Admin { operation, source } => classify(
+                        source,
                         &config.kafka.bootstrap_servers,
                         config.timeout,
-                        "offsets_for_times",
-                    )
+                        operation,
+                    ),
+                    other => ReplayError::TimeLookup(other),
                 })?;
-            let mut out = BTreeMap::new();
-            for el in found.elements() {
-                let w = watermarks.get(&el.partition()).copied().unwrap_or((0, 0));
-                if let Err(e) = el.error() {
-                    return Err(classify(
-                        e,
-                        &config.kafka.bootstrap_servers,
-                        config.timeout,
-                        "offsets_for_times",
-                    ));
-                }
-                let o = match el.offset() {
-                    Offset::Offset(o) => clamp(o, w),
-                    // No record at or after the time: the range starts (or ends) at the end.
-                    _ => w.1,
-                };
-                out.insert(el.partition(), o);
-            }
-            for (p, w) in watermarks {
-                out.entry(*p).or_insert(w.1);
-            }
-            out
+            // The look-up reads the partitions after the plan did, so it has them all
+            // (partitions are only ever added); its offsets may be past the plan's ends
+            // when records arrived meanwhile: clamped.
+            watermarks
+                .iter()
+                .map(|(p, w)| (*p, found.offsets.get(p).map_or(w.1, |o| clamp(*o, *w))))
+                .collect()
         }
     })
 }

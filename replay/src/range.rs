@@ -12,7 +12,8 @@ use time::format_description::well_known::Rfc3339;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bound {
     /// An instant, milliseconds since the Unix epoch: per partition, the first record whose
-    /// Kafka timestamp is at or after it (Kafka's offsets-for-times).
+    /// Kafka timestamp is at or after it, or the partition's end when every record is older
+    /// ([`fleuve_kafka::time::offsets_at`]: the broker's offsets-for-times, checked).
     Time(i64),
     /// The same offset in every partition.
     Offset(i64),

@@ -26,8 +26,8 @@ use axum::Router;
 use prometheus::{Encoder, TextEncoder};
 
 pub mod auth;
-pub mod stall;
 mod error;
+pub mod stall;
 pub use error::ApiError;
 
 /// Installs the global `tracing` subscriber. Safe to call more than once (later calls are

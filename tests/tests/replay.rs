@@ -1,9 +1,10 @@
-//! `fleuve replay` on a real broker (Tansu: the MockCluster does not answer offsets-for-times)
-//! and the schema registry: known events of several types at known times, three of them
-//! written with an older version of their schema and one undecodable record; replays by
-//! time and by offset, with type and key filters, as JSON lines and CSV, must return
-//! exactly those events, in order per partition, as JSON the ingest validator accepts
-//! again. Then the error cases.
+//! `fleuve replay` on a real broker (Tansu) and the schema registry: known events of several
+//! types at known times, three of them written with an older version of their schema and one
+//! undecodable record; replays by time (including times past every partition's end, where
+//! Tansu's offsets-for-times answer is wrong) and by offset, with type and key filters, as
+//! JSON lines and CSV, must return exactly those events, in order per partition, as JSON
+//! the ingest validator accepts again. Then the error cases. (The same time bounds on the
+//! MockCluster, which answers no offsets-for-times look-up: `replay/tests/mock_cluster.rs`.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -374,6 +375,38 @@ async fn replay_returns_exactly_the_range_decoded_and_valid() -> Result<()> {
         .collect();
     assert_eq!(want.len(), 15);
     assert_exactly(&got, &want, older_id, "time range");
+
+    // 2b. Times past every partition's last record: `--from` now replays nothing, `--to` a
+    //     future time replays up to the end. (Tansu answers offsets-for-times with offset
+    //     0 there, where Kafka answers none: trusted, `--from` now would replay everything
+    //     and `--to` the future nothing.)
+    let now = rfc3339_millis(now_ms()).unwrap();
+    let out = replay(&brokers, reg, &["--topic", TOPIC, "--from", &now])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        out.stdout.is_empty(),
+        "--from now replayed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let summary = stderr(&out);
+    assert!(summary.contains("replayed 0 event(s)"), "{summary}");
+    assert!(summary.contains("0 record(s) read"), "{summary}");
+    let future = rfc3339_millis(now_ms() + 3_600_000).unwrap();
+    let out = replay(&brokers, reg, &["--topic", TOPIC, "--to", &future])?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = parse_jsonl(&String::from_utf8(out.stdout.clone())?);
+    assert_exactly(&got, &all, older_id, "to a future time");
+    let summary = stderr(&out);
+    assert!(summary.contains("1 undecodable"), "{summary}");
+    let out = replay(
+        &brokers,
+        reg,
+        &["--topic", TOPIC, "--from", &from, "--to", &future],
+    )?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = parse_jsonl(&String::from_utf8(out.stdout.clone())?);
+    let want: Vec<&Sent> = sent.iter().filter(|s| s.ts >= t0 + 5_000).collect();
+    assert_exactly(&got, &want, older_id, "from a time to a future time");
 
     // 3. By offset in every partition, [2, 6), two types, as CSV.
     let out = replay(

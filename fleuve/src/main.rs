@@ -1656,11 +1656,10 @@ mod tests {
         }
     }
 
-    /// The query API waits for positions and measures lag on the topics it believes each
-    /// projection reads: they must be the processors' own.
+    /// Every read model has a processor that folds exactly its declared topics (the query
+    /// API waits for positions and measures lag on those).
     #[test]
-    fn the_query_api_knows_every_processors_topics() {
-        // `exports` builds no read model the query API serves.
+    fn every_read_model_has_its_processor() {
         let mut from_handlers: Vec<(&str, Vec<&str>)> = fleuve_processors::handlers::NAMES
             .iter()
             .filter(|name| **name != fleuve_processors::handlers::exports::NAME)
@@ -1670,13 +1669,12 @@ mod tests {
                 (*name, handler.topics().to_vec())
             })
             .collect();
-        let mut from_query: Vec<(&str, Vec<&str>)> =
-            fleuve_query_api::consistency::PROJECTION_TOPICS
-                .iter()
-                .map(|(p, t)| (*p, t.to_vec()))
-                .collect();
+        let mut from_models: Vec<(&str, Vec<&str>)> = fleuve_projections::MODELS
+            .iter()
+            .map(|m| (m.name, m.topics.to_vec()))
+            .collect();
         from_handlers.sort();
-        from_query.sort();
-        assert_eq!(from_query, from_handlers);
+        from_models.sort();
+        assert_eq!(from_models, from_handlers);
     }
 }

@@ -22,6 +22,12 @@ pub const BOOKMARK_KEYS: &str = "bookmark_keys";
 pub const TABLES: &[&str] = &[BOOKMARKS, BOOKMARK_KEYS];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "bookmarks";
+/// The declaration of this read model.
+pub const MODEL: crate::ReadModel = crate::ReadModel {
+    name: PROJECTION,
+    topics: &[fleuve_kafka::topics::USER_ACTIVITY],
+    tables: TABLES,
+};
 
 /// A bookmarked content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -64,6 +64,12 @@ pub const SCHEDULE: &str = "catalog_schedule";
 pub const TABLES: &[&str] = &[CONTENT, LIVE, EPISODES, SCHEDULE];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "catalog";
+/// The declaration of this read model.
+pub const MODEL: crate::ReadModel = crate::ReadModel {
+    name: PROJECTION,
+    topics: &[fleuve_kafka::topics::CATALOG],
+    tables: TABLES,
+};
 /// Clustering key of the single row of a [`CONTENT`] or [`LIVE`] partition.
 pub const ROW: &str = "";
 /// The partition of [`SCHEDULE`]: it holds only edges not applied yet, so it stays small.

@@ -30,6 +30,12 @@ pub const STOCK_RESERVATIONS: &str = "stock_reservations";
 pub const TABLES: &[&str] = &[STOCK, STOCK_RESERVATIONS];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "inventory";
+/// The declaration of this read model.
+pub const MODEL: crate::ReadModel = crate::ReadModel {
+    name: PROJECTION,
+    topics: &[fleuve_kafka::topics::INVENTORY],
+    tables: TABLES,
+};
 /// Clustering key of the only row of a sku's partition in [`STOCK`].
 pub const STOCK_CK: &str = "stock";
 /// How many offsets back from its last one a [`Stock`] row remembers the `StockReserved`

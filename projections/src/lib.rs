@@ -47,6 +47,7 @@ mod model;
 pub mod orders;
 pub mod paging;
 pub mod progress;
+mod read_model;
 #[cfg(feature = "scylla")]
 pub mod scylla;
 mod staging;
@@ -55,19 +56,25 @@ pub mod testing;
 pub mod versions;
 
 pub use model::{stamp, Checkpoint, Page, PageRequest};
+pub use read_model::ReadModel;
 pub use staging::Staging;
 pub use store::{open, Row, Store, StoreError, TableRow, Write, WriteBatch, Writes};
 
+/// Every read model, in the order tools list them: the one registration list.
+pub const MODELS: &[&ReadModel] = &[
+    &progress::MODEL,
+    &bookmarks::MODEL,
+    &catalog::MODEL,
+    &orders::MODEL,
+    &inventory::MODEL,
+];
+
+/// The read model called `name`.
+pub fn model(name: &str) -> Option<&'static ReadModel> {
+    MODELS.iter().copied().find(|m| m.name == name)
+}
+
 /// Every table of every read model, for tools that walk them all (dumps, comparisons).
 pub fn tables() -> impl Iterator<Item = &'static str> {
-    [
-        progress::TABLES,
-        bookmarks::TABLES,
-        catalog::TABLES,
-        orders::TABLES,
-        inventory::TABLES,
-    ]
-    .into_iter()
-    .flatten()
-    .copied()
+    MODELS.iter().flat_map(|m| m.tables.iter().copied())
 }

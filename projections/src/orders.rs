@@ -37,6 +37,12 @@ pub const ORDERS_BY_SELLER: &str = "orders_by_seller";
 pub const TABLES: &[&str] = &[ORDERS, ORDERS_BY_BUYER, ORDERS_BY_SELLER];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "orders";
+/// The declaration of this read model.
+pub const MODEL: crate::ReadModel = crate::ReadModel {
+    name: PROJECTION,
+    topics: &[fleuve_kafka::topics::ORDERS],
+    tables: TABLES,
+};
 /// Clustering key of the only row of an order's partition in [`ORDERS`].
 pub const ORDER_CK: &str = "order";
 

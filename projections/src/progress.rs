@@ -25,6 +25,12 @@ pub const CONTINUE_WATCHING: &str = "continue_watching";
 pub const TABLES: &[&str] = &[PROGRESS, CONTINUE_WATCHING];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "user_progress";
+/// The declaration of this read model.
+pub const MODEL: crate::ReadModel = crate::ReadModel {
+    name: PROJECTION,
+    topics: &[fleuve_kafka::topics::USER_ACTIVITY],
+    tables: TABLES,
+};
 /// Position, as a percentage of the duration, from which an item is finished.
 pub const FINISHED_PERCENT: i64 = 95;
 

@@ -46,43 +46,30 @@ pub const ROUTING_TABLE: &str = "fleuve_routing";
 /// The one partition of [`ROUTING_TABLE`].
 pub const ROUTING_PARTITION: &str = "routing";
 
-/// The projections that have versions, with their tables. `exports` is not one of them: its
-/// state is what partners have been sent, which a rebuild cannot know.
-pub const PROJECTIONS: &[(&str, &[&str])] = &[
-    (crate::progress::PROJECTION, crate::progress::TABLES),
-    (crate::bookmarks::PROJECTION, crate::bookmarks::TABLES),
-    (crate::catalog::PROJECTION, crate::catalog::TABLES),
-    (crate::orders::PROJECTION, crate::orders::TABLES),
-    (crate::inventory::PROJECTION, crate::inventory::TABLES),
-];
-
-/// The tables of a versioned projection.
+/// The tables of a versioned projection. Every read model of [`crate::MODELS`] has versions;
+/// `exports` is not one of them: its state is what partners have been sent, which a rebuild
+/// cannot know.
 pub fn tables_of(projection: &str) -> Option<&'static [&'static str]> {
-    PROJECTIONS
-        .iter()
-        .find(|(p, _)| *p == projection)
-        .map(|(_, t)| *t)
+    crate::model(projection).map(|m| m.tables)
 }
 
 /// The versioned projection a table belongs to.
 pub fn projection_of_table(table: &str) -> Option<&'static str> {
-    PROJECTIONS
+    crate::MODELS
         .iter()
-        .find(|(_, tables)| tables.contains(&table))
-        .map(|(p, _)| *p)
+        .find(|m| m.tables.contains(&table))
+        .map(|m| m.name)
 }
 
 /// The projection name as known to this crate (`'static`), or an error naming the known ones.
 pub fn known_projection(projection: &str) -> Result<&'static str, VersionError> {
-    PROJECTIONS
-        .iter()
-        .map(|(p, _)| *p)
-        .find(|p| *p == projection)
+    crate::model(projection)
+        .map(|m| m.name)
         .ok_or_else(|| VersionError::UnknownProjection {
             projection: projection.to_owned(),
-            known: PROJECTIONS
+            known: crate::MODELS
                 .iter()
-                .map(|(p, _)| *p)
+                .map(|m| m.name)
                 .collect::<Vec<_>>()
                 .join(", "),
         })
@@ -481,7 +468,7 @@ impl Versions {
                 ROUTING_TABLE,
                 ROUTING_PARTITION,
                 None,
-                PROJECTIONS.len() + 1,
+                crate::MODELS.len() + 1,
             )
             .await?;
         let mut stored: HashMap<&str, Routing> = HashMap::new();
@@ -496,7 +483,7 @@ impl Versions {
                 .routes
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (projection, _) in PROJECTIONS {
+            for projection in crate::MODELS.iter().map(|m| m.name) {
                 let routing = stored.get(projection).copied().unwrap_or_default();
                 if routes.get(projection).map(|r| r.routing) != Some(routing) {
                     routes.insert(projection, self.route(projection, routing));

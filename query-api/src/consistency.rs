@@ -27,7 +27,6 @@ use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use fleuve_kafka::topics::{CATALOG, INVENTORY, ORDERS, USER_ACTIVITY};
 use fleuve_kafka::Position;
 use fleuve_projections::{bookmarks, catalog, inventory, orders, progress};
 use fleuve_service::ApiError;
@@ -42,15 +41,6 @@ pub const POSITION_HEADER: &str = "x-fleuve-position";
 pub const CONSISTENCY_HEADER: &str = "x-fleuve-consistency";
 /// Most position tokens one request may carry.
 pub const MAX_POSITIONS: usize = 32;
-
-/// Every projection the query API reads, with the topics its processor consumes.
-pub const PROJECTION_TOPICS: &[(&str, &[&str])] = &[
-    (progress::PROJECTION, &[USER_ACTIVITY]),
-    (bookmarks::PROJECTION, &[USER_ACTIVITY]),
-    (catalog::PROJECTION, &[CATALOG]),
-    (orders::PROJECTION, &[ORDERS]),
-    (inventory::PROJECTION, &[INVENTORY]),
-];
 
 /// Longest pause between two looks at the checkpoints.
 const MAX_POLL: Duration = Duration::from_millis(20);
@@ -81,10 +71,7 @@ pub(crate) fn projection_of(route: &str) -> Option<&'static str> {
 }
 
 fn topics_of(projection: &str) -> &'static [&'static str] {
-    PROJECTION_TOPICS
-        .iter()
-        .find(|(p, _)| *p == projection)
-        .map_or(&[], |(_, t)| *t)
+    fleuve_projections::model(projection).map_or(&[], |m| m.topics)
 }
 
 fn invalid(message: String) -> ApiError {

@@ -19,7 +19,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{json, Map, Value as Json};
 
 use crate::access::{ADMIN, PARTNER, SELLER, USER};
-use crate::consistency::{projection_of, MAX_POSITIONS, PROJECTION_TOPICS};
+use crate::consistency::{projection_of, MAX_POSITIONS};
 use crate::http::CATALOG_MAX_AGE_SECS;
 use crate::routes::views::{
     BatchView, BookmarkView, ContentView, EpisodeView, ListView, OrderSummaryView, OrderView,
@@ -515,10 +515,9 @@ fn path_param(name: &str) -> Json {
 fn position_param(route: &Route, config: &QueryConfig) -> Json {
     let reads = projection_of(route.path)
         .map(|projection| {
-            let topics = PROJECTION_TOPICS
-                .iter()
-                .find(|(p, _)| *p == projection)
-                .map(|(_, topics)| {
+            let topics = fleuve_projections::model(projection)
+                .map(|m| m.topics)
+                .map(|topics| {
                     let names: Vec<String> = topics.iter().map(|t| format!("`{t}`")).collect();
                     let plural = if names.len() == 1 { "topic" } else { "topics" };
                     format!("{plural} {}", names.join(", "))

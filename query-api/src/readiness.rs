@@ -24,8 +24,8 @@ use fleuve_service::ReadyFlag;
 use prometheus::{IntGaugeVec, Opts};
 use rdkafka::consumer::BaseConsumer;
 
-use crate::consistency::PROJECTION_TOPICS;
 use crate::LagConfig;
+use fleuve_projections::MODELS;
 
 const PING_EVERY: Duration = Duration::from_secs(1);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -223,8 +223,8 @@ async fn measure(
 ) -> Result<BTreeMap<&'static str, Measure>, String> {
     let ends = tokio::task::spawn_blocking(move || {
         let mut ends = BTreeMap::new();
-        for (_, topics) in PROJECTION_TOPICS {
-            for topic in *topics {
+        for model in MODELS {
+            for topic in model.topics {
                 if !ends.contains_key(*topic) {
                     let e = fleuve_kafka::topics::end_offsets(&client, topic, KAFKA_TIMEOUT)
                         .map_err(|e| e.to_string())?;
@@ -237,14 +237,15 @@ async fn measure(
     .await
     .map_err(|e| format!("lag probe task failed: {e}"))??;
     let mut out = BTreeMap::new();
-    for (projection, topics) in PROJECTION_TOPICS {
+    for model in MODELS {
+        let (projection, topics) = (model.name, model.topics);
         let cps = store
             .checkpoints(projection)
             .await
             .map_err(|e| format!("reading the {projection} checkpoints: {e}"))?;
         let mut lag = 0;
         let mut applied = 0;
-        for topic in *topics {
+        for topic in topics {
             for (partition, end) in ends.get(topic).into_iter().flatten() {
                 let at = cps
                     .iter()
@@ -254,7 +255,7 @@ async fn measure(
                 applied += at;
             }
         }
-        out.insert(*projection, Measure { lag, applied });
+        out.insert(projection, Measure { lag, applied });
     }
     Ok(out)
 }

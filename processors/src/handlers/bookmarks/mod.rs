@@ -30,7 +30,7 @@ impl Handler for Bookmarks {
     }
 
     fn topics(&self) -> &'static [&'static str] {
-        &[fleuve_kafka::topics::USER_ACTIVITY]
+        fleuve_projections::bookmarks::MODEL.topics
     }
 
     fn wants(&self, event_type: &str) -> bool {

@@ -109,7 +109,7 @@ impl Handler for Catalog {
     }
 
     fn topics(&self) -> &'static [&'static str] {
-        &[fleuve_kafka::topics::CATALOG]
+        fleuve_projections::catalog::MODEL.topics
     }
 
     fn wants(&self, event_type: &str) -> bool {

@@ -108,7 +108,7 @@ impl Handler for Inventory {
     }
 
     fn topics(&self) -> &'static [&'static str] {
-        &[fleuve_kafka::topics::INVENTORY]
+        fleuve_projections::inventory::MODEL.topics
     }
 
     fn wants(&self, event_type: &str) -> bool {

@@ -172,7 +172,7 @@ impl Handler for Orders {
     }
 
     fn topics(&self) -> &'static [&'static str] {
-        &[fleuve_kafka::topics::ORDERS]
+        fleuve_projections::orders::MODEL.topics
     }
 
     fn wants(&self, event_type: &str) -> bool {

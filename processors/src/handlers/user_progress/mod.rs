@@ -31,7 +31,7 @@ impl Handler for UserProgress {
     }
 
     fn topics(&self) -> &'static [&'static str] {
-        &[fleuve_kafka::topics::USER_ACTIVITY]
+        fleuve_projections::progress::MODEL.topics
     }
 
     fn wants(&self, event_type: &str) -> bool {

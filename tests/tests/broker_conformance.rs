@@ -11,7 +11,8 @@
 //! Scenarios: idempotent produce and per-key order; offsets-for-times before the start,
 //! inside and past the end (the raw answer, and [`fleuve_kafka::time::offsets_at`]'s);
 //! committed offsets of a group; headers; compaction (last value per key, tombstones); a
-//! group member's crash followed at once by another member's join.
+//! group member's crash followed at once by another member's join; a static member's
+//! (`group.instance.id`) crash followed at once by its restart.
 //!
 //! A broker that behaves unlike Kafka in a way Fleuve defends against is a *deviation*: it is
 //! named, reported with the defence that covers it, and does not fail the suite; the
@@ -195,7 +196,7 @@ type Scenario = fn(&Target) -> Result<Option<Outcome>>;
 
 /// The scenarios, by name. A scenario answers `Ok(None)` when it does not apply to the
 /// target (it prints why).
-const SCENARIOS: [(&str, Scenario); 6] = [
+const SCENARIOS: [(&str, Scenario); 7] = [
     (
         "1 idempotent produce, per-key order",
         idempotent_produce_keeps_per_key_order,
@@ -208,6 +209,10 @@ const SCENARIOS: [(&str, Scenario); 6] = [
         compaction_keeps_the_last_value,
     ),
     ("6 group: crash, then a join", group_crash_then_join),
+    (
+        "7 static member: crash, then its restart",
+        static_member_crash_then_restart,
+    ),
 ];
 
 const OFFSETS_FOR_TIMES_DEFENCE: &str =
@@ -216,6 +221,10 @@ const OFFSETS_FOR_TIMES_DEFENCE: &str =
 const GROUP_CRASH_DEFENCE: &str =
     "processors self-assign partitions on an embedded store (runtime Membership::Owned) and \
      leave and rejoin a group that stalls (runtime stall watchdog)";
+
+const STATIC_MEMBERSHIP_DEFENCE: &str =
+    "processor_group_instance_id is optional and off by default; with or without it, a \
+     processor whose group stalls leaves and rejoins (runtime stall watchdog)";
 
 /// Every scenario on one target.
 fn run_all(target: &Target) -> Vec<(&'static str, Verdict)> {
@@ -1016,25 +1025,24 @@ struct Member {
     bootstrap: String,
     group: String,
     topic: String,
+    /// Its `group.instance.id` (static membership), if any.
+    instance: Option<String>,
 }
 
 impl Member {
     fn from_env() -> Option<Self> {
         let v = std::env::var(MEMBER_ENV).ok()?;
-        let mut parts = v.splitn(3, '|');
+        let mut parts = v.splitn(4, '|');
         Some(Self {
             bootstrap: parts.next()?.to_owned(),
             group: parts.next()?.to_owned(),
             topic: parts.next()?.to_owned(),
+            instance: parts.next().map(str::to_owned),
         })
     }
 
     fn run(self) -> Result<()> {
-        let consumer: BaseConsumer = KafkaConfig::new(&self.bootstrap)
-            .client_config()
-            .set("group.id", &self.group)
-            .set("enable.auto.commit", "false")
-            .create()?;
+        let consumer = group_member(&self.bootstrap, &self.group, self.instance.as_deref())?;
         consumer.subscribe(&[&self.topic])?;
         let n = wait_for_assignment(&consumer, Duration::from_secs(60))?
             .context("the member got no partition")?;
@@ -1045,6 +1053,18 @@ impl Member {
         }
         Ok(())
     }
+}
+
+/// A consumer of `group`, static when `instance` is its `group.instance.id`.
+fn group_member(bootstrap: &str, group: &str, instance: Option<&str>) -> Result<BaseConsumer> {
+    let mut config = KafkaConfig::new(bootstrap).client_config();
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
+    if let Some(id) = instance {
+        config.set("group.instance.id", id);
+    }
+    Ok(config.create()?)
 }
 
 /// Kills the child when dropped.
@@ -1079,13 +1099,25 @@ fn crash_topic(target: &Target) -> Result<String> {
 /// A member of a new group G (a child process running `test` again) holds the partitions of
 /// `topic` and is SIGKILLed: no LeaveGroup. A new member joins G at once: how many
 /// partitions does it get, and when? Kafka gives it all of them once the dead member's
-/// session (45 s by default) expires.
-fn crash_then_join(bootstrap: &str, test: &str, topic: &str) -> Result<Rejoin> {
+/// session (45 s by default) expires; with `instance` (static membership, both members with
+/// that `group.instance.id`, as a restarted processor would be), at once: the broker takes
+/// the new member for the old one restarted.
+fn crash_then_join(
+    bootstrap: &str,
+    test: &str,
+    topic: &str,
+    instance: Option<&str>,
+    bound: Duration,
+) -> Result<Rejoin> {
     let group = unique("crash-group");
+    let member_env = match instance {
+        Some(id) => format!("{bootstrap}|{group}|{topic}|{id}"),
+        None => format!("{bootstrap}|{group}|{topic}"),
+    };
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
         .args([test, "--exact", "--nocapture", "--test-threads", "1"])
-        .env(MEMBER_ENV, format!("{bootstrap}|{group}|{topic}"))
+        .env(MEMBER_ENV, member_env)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -1130,13 +1162,9 @@ fn crash_then_join(bootstrap: &str, test: &str, topic: &str) -> Result<Rejoin> {
     child.0.kill()?;
     child.0.wait()?;
     let crashed = Instant::now();
-    let member: BaseConsumer = KafkaConfig::new(bootstrap)
-        .client_config()
-        .set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .create()?;
+    let member = group_member(bootstrap, &group, instance)?;
     member.subscribe(&[topic])?;
-    let got = wait_for_assignment(&member, REJOIN_BOUND)?.map(|n| (n, crashed.elapsed()));
+    let got = wait_for_assignment(&member, bound)?.map(|n| (n, crashed.elapsed()));
     ensure!(
         first_member == CRASH_PARTITIONS,
         "the first, only member got {first_member} partitions of {CRASH_PARTITIONS}"
@@ -1211,11 +1239,60 @@ impl Rejoin {
 
 fn group_crash_then_join(target: &Target) -> Result<Option<Outcome>> {
     let topic = crash_topic(target)?;
-    let r = crash_then_join(&target.bootstrap, target.test, &topic)?;
+    let r = crash_then_join(&target.bootstrap, target.test, &topic, None, REJOIN_BOUND)?;
     let (observed, deviation) = r.judge();
     Ok(Some(Outcome {
         observed,
         deviations: deviation.into_iter().collect(),
+    }))
+}
+
+/// How soon a static member's restart must get its partitions back to count as honoured:
+/// well before the dead member's session would expire.
+const STATIC_REJOIN_EXPECTED: Duration = Duration::from_secs(15);
+
+/// A static member (`group.instance.id`) is SIGKILLed and restarted at once with the same
+/// instance id. Kafka hands the restart the old member's partitions at once, without waiting
+/// for its session; a broker that does not honour static membership treats it as a new
+/// member (one session later, or never, as in scenario 6).
+fn static_member_crash_then_restart(target: &Target) -> Result<Option<Outcome>> {
+    let topic = crash_topic(target)?;
+    let instance = unique("static");
+    let bound = SESSION_TIMEOUT + Duration::from_secs(15);
+    let r = crash_then_join(
+        &target.bootstrap,
+        target.test,
+        &topic,
+        Some(&instance),
+        bound,
+    )?;
+    let seen = match r.got {
+        Some((n, after)) => format!(
+            "the restarted static member got {n} of {} partitions {:.1} s after the crash",
+            r.partitions,
+            after.as_secs_f64()
+        ),
+        None => format!(
+            "the restarted static member got no partition within {} s of the crash",
+            bound.as_secs()
+        ),
+    };
+    let honoured =
+        matches!(r.got, Some((n, after)) if n == r.partitions && after <= STATIC_REJOIN_EXPECTED);
+    Ok(Some(Outcome {
+        deviations: (!honoured)
+            .then(|| Deviation {
+                name: "static membership not honoured",
+                detail: format!(
+                    "{seen}; Kafka hands a restarted static member its partitions at once (here: \
+                     within {} s)",
+                    STATIC_REJOIN_EXPECTED.as_secs()
+                ),
+                defence: STATIC_MEMBERSHIP_DEFENCE,
+            })
+            .into_iter()
+            .collect(),
+        observed: seen,
     }))
 }
 
@@ -1344,7 +1421,9 @@ async fn tansu_deviation_group_member_crash_then_join() -> Result<()> {
         let trials: Vec<Result<Rejoin>> = std::thread::scope(|scope| {
             let handles: Vec<_> = topics
                 .iter()
-                .map(|topic| scope.spawn(|| crash_then_join(&bootstrap, TEST, topic)))
+                .map(|topic| {
+                    scope.spawn(|| crash_then_join(&bootstrap, TEST, topic, None, REJOIN_BOUND))
+                })
                 .collect();
             handles
                 .into_iter()

@@ -1,7 +1,7 @@
 //! Crash test on a real broker (Tansu): a deterministic mixed stream of more than 50,000
-//! events over the four event topics; `fleuve process all` killed with SIGKILL at random
-//! moments while it works, at least three times, and restarted each time. Once it has caught
-//! up, every projection table must equal, row for row, the one a clean single run over the
+//! events over the four event topics; `fleuve process all` killed while it works, at random
+//! moments and at chosen kill points, at least four times, and restarted each time. Once it
+//! has caught up, every projection table must equal, row for row, the one a clean single run over the
 //! same log builds; stock counts and reservations must equal a model of the inventory rules
 //! exactly; and the dead-letter topics must hold exactly the events that break a rule
 //! (copies allowed: a crash may write a dead letter twice).
@@ -17,21 +17,29 @@
 //!    notes which events must be dead-lettered: a few invalid order moves, catalogue events
 //!    on unknown or deleted contents, stock movements that would make a count negative.
 //! 2. Build A: 40 % of the stream is published, then `fleuve process all` starts on store
-//!    dir A. It is killed once it has consumed a random 5–70 % of the records it has to
-//!    read (watched on its metrics every 10 ms, so the kill lands mid-work however fast the
-//!    machine is); the store is then opened in the test to check that the processors had
+//!    dir A. It is killed while it works (the plan below says how: a SIGKILL once it has
+//!    consumed a random 5–70 % of the records it has to read, watched on its metrics every
+//!    10 ms so that it lands mid-work however fast the machine is, or a kill point); the store is then opened in the test to check that the processors had
 //!    work left (the checkpoints are behind the log; otherwise the kill does not count) and
 //!    that no checkpoint went backwards. The next 20 % is published and the process restarted
-//!    at once, as Kubernetes or an operator would, and so on until three kills have counted.
+//!    at once, as Kubernetes or an operator would, and so on until four kills have counted.
 //!    Each restart must resume processing within [`RESUME_WITHIN`] (the time is printed).
-//!    Rounds 2 and 3 run the processors in a consumer group (`processor_membership =
-//!    "group"`, stall bound 5 s) instead of owning their partitions: round 3 starts right
-//!    after round 2's members were killed, which Tansu 0.6.0's coordinator gets wrong (the
-//!    group forms with an empty assignment; see the broker conformance suite), and the
-//!    processors' stall watchdog must heal it by leaving and rejoining. In round 2 the
-//!    broker itself is killed with SIGKILL and restarted at once while the processors work.
-//!    After
-//!    the last one, the rest of the stream (touching every partition) is published and the
+//!    The rounds follow [`PLAN`]; a kill point (`fleuve_processors::runtime::kill`, armed with
+//!    `FLEUVE_KILL_POINTS`) makes the process abort itself at a chosen instant, on a pass
+//!    drawn at random:
+//!    1. owned partitions, killed mid-batch (`processor::before_apply`: folded, dead letters
+//!       sent, nothing stored);
+//!    2. a consumer group (`processor_membership = "group"`, stall bound 5 s); the broker is
+//!       killed with SIGKILL and restarted at once while the processors work, then the
+//!       process is killed with SIGKILL once a random share of its records is consumed;
+//!    3. a group again, started right after round 2's members were killed, which Tansu
+//!       0.6.0's coordinator gets wrong (the group forms with an empty assignment; see the
+//!       broker conformance suite) and the stall watchdog heals by leaving and rejoining;
+//!       killed during the rebalance that assigns partitions (`processor::on_assign`);
+//!    4. a group, killed between the store write and the offset commit
+//!       (`processor::after_apply`).
+//!
+//!    After the last one, the rest of the stream (touching every partition) is published and the
 //!    process runs until every processor's lag gauge is 0 on every partition of its topics;
 //!    it is then stopped with SIGTERM.
 //! 3. Build B: a clean single run on a fresh store dir B, same consumer groups (with no
@@ -58,6 +66,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use fleuve_e2e::{Broker, Metrics, ProcessorProcess, RegistryProcess};
 use fleuve_kafka::{topics, KafkaConfig};
+use fleuve_processors::runtime::kill;
 use fleuve_producers::{Published, Publisher, PublisherConfig};
 use fleuve_projections::{Store, TableRow};
 use fleuve_schemas::{
@@ -74,9 +83,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 /// Events in the planned stream (more may be added if a kill finds nothing left to do).
 const TOTAL_EVENTS: usize = 52_000;
 /// Kills that must hit the processors while they have work left.
-const KILLS: usize = 3;
+const KILLS: usize = 4;
 /// Most kill rounds before giving up on getting `KILLS` effective ones.
-const MAX_ROUNDS: usize = 6;
+const MAX_ROUNDS: usize = 7;
 /// Share of the stream published before the first start; each later part is
 /// `(1 - FIRST_PART) / KILLS` of it.
 const FIRST_PART: f64 = 0.4;
@@ -87,15 +96,64 @@ const KILL_WAIT: Duration = Duration::from_secs(60);
 /// Longest a restarted process may take to consume again (a consumer group on Tansu may
 /// have to wait for the killed members' sessions, 45 s, before a rejoin can heal it).
 const RESUME_WITHIN: Duration = Duration::from_secs(60);
-/// Rounds whose processors run in a consumer group (the others own their partitions).
-const GROUP_ROUNDS: [usize; 2] = [2, 3];
-/// The round in which the broker is killed and restarted while the processors work.
-const BROKER_KILL_ROUND: usize = 2;
+/// How a round's process dies.
+#[derive(Debug, Clone, Copy)]
+enum Death {
+    /// SIGKILL from the test once a random share of the round's records is consumed
+    /// ([`KILL_AT_PER_MILLE`]): wherever the process is, most likely mid-batch.
+    Signal,
+    /// The process aborts itself at a kill point of `fleuve_processors::runtime::kill`, on
+    /// pass `n + 1`, `n` drawn from the range.
+    At(&'static str, (i64, i64)),
+}
+
+/// One round of build A: how its processors hold their partitions, whether the broker is
+/// killed while they work, how the process dies.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    group: bool,
+    broker_kill: bool,
+    death: Death,
+}
+
+/// The rounds, in order (a round past the plan, when a kill found nothing left to do, owns
+/// its partitions and dies by [`Death::Signal`]). Every kill point of the plan must be
+/// reached.
+const PLAN: [Round; 4] = [
+    // Mid-batch: folded, dead letters sent, nothing written to the store.
+    Round {
+        group: false,
+        broker_kill: false,
+        death: Death::At(kill::BEFORE_APPLY, (1, 8)),
+    },
+    // The broker is killed and restarted under the processors, which are then killed.
+    Round {
+        group: true,
+        broker_kill: true,
+        death: Death::Signal,
+    },
+    // Right after the previous members' crash (Tansu's coordinator forms the group with
+    // an empty assignment; the watchdog rejoins), during the rebalance that assigns
+    // partitions.
+    Round {
+        group: true,
+        broker_kill: false,
+        death: Death::At(kill::ON_ASSIGN, (0, 3)),
+    },
+    // Between the store write and the offset commit.
+    Round {
+        group: true,
+        broker_kill: false,
+        death: Death::At(kill::AFTER_APPLY, (1, 6)),
+    },
+];
 /// The settings of a consumer-group round.
 const GROUP_ENV: [(&str, &str); 2] = [
     ("FLEUVE_PROCESSOR_MEMBERSHIP", "group"),
     ("FLEUVE_PROCESSOR_STALL_AFTER_MS", "5000"),
 ];
+/// Signal number of SIGABRT, with which a kill point ends the process.
+const SIGABRT: i32 = 6;
 const DEFAULT_SEED: u64 = 0x00f1_e0fe_c4a5;
 
 const USERS: u64 = 1500;
@@ -1089,6 +1147,37 @@ fn ensure_running(p: &mut ProcessorProcess, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Waits (up to `timeout`) until the process ends at the kill point `point`: it must abort
+/// (SIGABRT) and its log must say the kill point was reached. Returns how it ended.
+async fn wait_kill_point(
+    p: &mut ProcessorProcess,
+    point: &str,
+    timeout: Duration,
+) -> Result<String> {
+    use std::os::unix::process::ExitStatusExt;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = p.exited()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "kill point {point} not reached within {timeout:?} (is the `fleuve` binary built \
+                 with the `failpoints` feature, as `cargo test --workspace` builds it?); its log:\n{}",
+                p.log_tail(30)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let log = fleuve_e2e::log_tail(p.log_path(), usize::MAX);
+    ensure!(
+        status.signal() == Some(SIGABRT) && log.contains("kill point reached"),
+        "the process was to abort at kill point {point}, but it exited with {status}; its log:\n{}",
+        p.log_tail(40)
+    );
+    Ok(format!("aborted at kill point {point}"))
+}
+
 /// Waits until the process has consumed its first records; returns when.
 async fn wait_consuming(
     http: &reqwest::Client,
@@ -1536,39 +1625,117 @@ async fn crash_test(broker: &mut Broker, work: &Path) -> Result<()> {
             eprintln!("{} published {} events", elapsed(), stream.published);
         }
         let todo: i64 = behind(&seen, &all_end_offsets(&bootstrap)?).values().sum();
-        let per_mille = kill_rng.range(KILL_AT_PER_MILLE.0, KILL_AT_PER_MILLE.1);
-        let kill_at = (todo * per_mille / 1000).max(1);
+        let plan = PLAN.get(round - 1).copied().unwrap_or(Round {
+            group: false,
+            broker_kill: false,
+            death: Death::Signal,
+        });
         let log = work.join(format!("a-{round}.log"));
-        let group = GROUP_ROUNDS.contains(&round);
-        let env: &[(&str, &str)] = if group { &GROUP_ENV } else { &[] };
-        let restarted = Instant::now();
-        let mut p =
-            ProcessorProcess::start_with_env(broker, &registry.url, &store_a, &["all"], &log, env)?;
-        let consuming = wait_consuming(&http, &mut p, RESUME_WITHIN).await?;
-        let resumed = consuming.duration_since(restarted);
-        eprintln!(
-            "{} round {round} ({}): consuming {:.1} s after the {}",
-            elapsed(),
-            if group {
-                "consumer group"
-            } else {
-                "owned partitions"
-            },
-            resumed.as_secs_f64(),
-            if killed { "immediate restart" } else { "start" }
-        );
-        resumes.push(resumed);
-        if round == BROKER_KILL_ROUND {
-            wait_consumed_sum(&http, &mut p, kill_at / 2, KILL_WAIT).await?;
-            broker.kill_and_restart()?;
-            eprintln!("{} broker killed (SIGKILL) and restarted", elapsed());
+        let mut env: Vec<(&str, String)> = Vec::new();
+        if plan.group {
+            env.extend(GROUP_ENV.iter().map(|(k, v)| (*k, (*v).to_owned())));
         }
-        wait_consumed_sum(&http, &mut p, kill_at, KILL_WAIT).await?;
-        let delay = consuming.elapsed().as_millis();
-        let m = p.metrics(&http).await.unwrap_or_default();
-        ensure_running(&mut p, "just before the kill")?;
+        let how = match plan.death {
+            Death::Signal => {
+                let per_mille = kill_rng.range(KILL_AT_PER_MILLE.0, KILL_AT_PER_MILLE.1);
+                let kill_at = (todo * per_mille / 1000).max(1);
+                (
+                    format!("SIGKILL at {kill_at} of {todo} records to read ({per_mille} ‰)"),
+                    kill_at,
+                )
+            }
+            Death::At(point, (lo, hi)) => {
+                let skip = kill_rng.range(lo, hi);
+                env.push((kill::ENV, format!("{point}={skip}*off->return")));
+                (
+                    format!(
+                        "kill point {point} on pass {} ({todo} records to read)",
+                        skip + 1
+                    ),
+                    0,
+                )
+            }
+        };
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let membership = if plan.group {
+            "consumer group"
+        } else {
+            "owned partitions"
+        };
+        let restarted = Instant::now();
+        let mut p = ProcessorProcess::start_with_env(
+            broker,
+            &registry.url,
+            &store_a,
+            &["all"],
+            &log,
+            &env,
+        )?;
+        let since = if killed { "immediate restart" } else { "start" };
+        let m = match plan.death {
+            Death::At(point, _) if point == kill::ON_ASSIGN => {
+                // It dies while its groups assign partitions, before it consumes.
+                let status = wait_kill_point(&mut p, point, RESUME_WITHIN + KILL_WAIT).await?;
+                eprintln!(
+                    "{} round {round} ({membership}): {status} in a rebalance {:.1} s after the {since}",
+                    elapsed(),
+                    restarted.elapsed().as_secs_f64(),
+                );
+                Metrics::default()
+            }
+            Death::At(point, _) => {
+                // It consumes, then dies at the kill point (maybe before a scrape saw it
+                // consume: the kill points are past the consumption, so its exit bounds the
+                // time it took to resume).
+                let mut last = Metrics::default();
+                let mut consuming = None;
+                let deadline = restarted + RESUME_WITHIN + KILL_WAIT;
+                while p.exited()?.is_none() && Instant::now() < deadline {
+                    if let Ok(m) = p.metrics(&http).await {
+                        if consuming.is_none() && m.sum(CONSUMED, &[]) > 0.0 {
+                            consuming = Some(Instant::now());
+                        }
+                        last = m;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let status = wait_kill_point(&mut p, point, Duration::ZERO).await?;
+                let resumed = consuming.unwrap_or_else(Instant::now) - restarted;
+                ensure!(
+                    resumed <= RESUME_WITHIN,
+                    "round {round}: consumed nothing within {RESUME_WITHIN:?} of the {since}"
+                );
+                eprintln!(
+                    "{} round {round} ({membership}): consuming {:.1} s after the {since}; {status}",
+                    elapsed(),
+                    resumed.as_secs_f64(),
+                );
+                resumes.push(resumed);
+                last
+            }
+            Death::Signal => {
+                let consuming = wait_consuming(&http, &mut p, RESUME_WITHIN).await?;
+                let resumed = consuming.duration_since(restarted);
+                eprintln!(
+                    "{} round {round} ({membership}): consuming {:.1} s after the {since}",
+                    elapsed(),
+                    resumed.as_secs_f64(),
+                );
+                resumes.push(resumed);
+                if plan.broker_kill {
+                    wait_consumed_sum(&http, &mut p, (how.1 / 2).max(1), KILL_WAIT).await?;
+                    broker.kill_and_restart()?;
+                    eprintln!("{} broker killed (SIGKILL) and restarted", elapsed());
+                }
+                wait_consumed_sum(&http, &mut p, how.1, KILL_WAIT).await?;
+                let m = p.metrics(&http).await.unwrap_or_default();
+                ensure_running(&mut p, "just before the kill")?;
+                p.kill()?;
+                m
+            }
+        };
+        let delay = restarted.elapsed().as_millis();
         killed = true;
-        p.kill()?;
         // What the crash left: checkpoints behind the log (work was left), none backwards.
         let ends = all_end_offsets(&bootstrap)?;
         let store = open_store(&store_a).await?;
@@ -1588,9 +1755,10 @@ async fn crash_test(broker: &mut Broker, work: &Path) -> Result<()> {
             effective += 1;
         }
         eprintln!(
-            "{} kill {round} ({}): SIGKILL at {kill_at} of {todo} records to read ({per_mille} ‰), {delay} ms after it started consuming; consumed {:?}, applied {:?}; records left per processor {:?}",
+            "{} kill {round} ({}, {membership}): {}, {delay} ms after the start; consumed {:?}, applied {:?} (last scrape); records left per processor {:?}",
             elapsed(),
             if work_left { "counts" } else { "nothing left to do: does not count" },
+            how.0,
             counters(&m, CONSUMED),
             counters(&m, APPLIED),
             left

@@ -53,6 +53,7 @@
 //! rejoins by reason.
 
 mod dlq;
+pub mod kill;
 mod metrics;
 mod watch;
 
@@ -297,6 +298,9 @@ impl ConsumerContext for RebalanceContext {
         self.generation.fetch_add(1, Ordering::SeqCst);
         match rebalance {
             Rebalance::Assign(tpl) => {
+                if tpl.count() > 0 {
+                    kill::pass(kill::ON_ASSIGN);
+                }
                 if let Ok(mut assigned) = self.assigned.lock() {
                     assigned.extend(
                         tpl.elements()
@@ -419,6 +423,10 @@ impl Processor {
     ) -> Result<Self, ProcessorError> {
         let name = handler.name();
         config.validate(name)?;
+        kill::arm().map_err(|reason| ProcessorError::Config {
+            processor: name,
+            reason,
+        })?;
         let kafka_err = |source| ProcessorError::Kafka {
             processor: name,
             source,
@@ -1204,6 +1212,9 @@ impl Processor {
             writes: fold.writes,
             checkpoints,
         };
+        if self.bounds.is_none() {
+            kill::pass(kill::BEFORE_APPLY);
+        }
         self.retry(shutdown, "apply batch", || store.apply(write_batch.clone()))
             .await?;
         let checkpoints = write_batch.checkpoints;
@@ -1218,6 +1229,7 @@ impl Processor {
             }
             return Ok(());
         }
+        kill::pass(kill::AFTER_APPLY);
         for cp in &checkpoints {
             if let Err(e) = self
                 .consumer

@@ -37,6 +37,80 @@ impl BrokerKind {
     }
 }
 
+/// A broker with topics and a schema registry, for one measurement.
+pub struct Env {
+    pub kind: BrokerKind,
+    pub kafka: fleuve_kafka::KafkaConfig,
+    /// Base URL of the registry's HTTP API.
+    pub registry_url: String,
+    /// What must stay alive while the environment is used (the registry, the MockCluster),
+    /// dropped before the broker process.
+    _guards: Vec<Box<dyn std::any::Any>>,
+    /// Tansu's process (`None` on the MockCluster), for benches that watch it or stop it.
+    pub tansu: Option<fleuve_e2e::Broker>,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("kind", &self.kind)
+            .field("registry_url", &self.registry_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Env {
+    /// Starts `kind` with `topics` and a registry on it. On Tansu the topics are created with
+    /// the admin API; the MockCluster does not answer CreateTopics, so there they are made
+    /// through its own API (dead-letter topics included: list them).
+    pub async fn start(
+        kind: BrokerKind,
+        topics: &[fleuve_kafka::topics::TopicSpec],
+    ) -> Result<Self> {
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::producer::DefaultProducerContext;
+
+        let (kafka, tansu, cluster) = match kind {
+            BrokerKind::Tansu => {
+                let proc = fleuve_e2e::Broker::start()
+                    .context("starting Tansu (`make tools` installs it)")?;
+                let kafka = fleuve_kafka::KafkaConfig::new(proc.bootstrap());
+                fleuve_kafka::topics::ensure_topics(&kafka, topics)
+                    .await
+                    .context("creating the topics on Tansu")?;
+                (kafka, Some(proc), None)
+            }
+            BrokerKind::Mock => {
+                let cluster: MockCluster<'static, DefaultProducerContext> =
+                    MockCluster::new(1).context("starting the MockCluster")?;
+                for t in topics {
+                    cluster
+                        .create_topic(&t.name, t.partitions, 1)
+                        .with_context(|| format!("creating {} on the MockCluster", t.name))?;
+                }
+                let kafka = fleuve_kafka::KafkaConfig::new(cluster.bootstrap_servers());
+                (kafka, None, Some(cluster))
+            }
+        };
+        let registry =
+            fleuve_registry::Registry::start(fleuve_registry::RegistryConfig::new(kafka.clone()))
+                .await
+                .with_context(|| format!("starting the registry on {}", kind.label()))?;
+        let registry_url = serve(registry.router()).await?;
+        let mut guards: Vec<Box<dyn std::any::Any>> = vec![Box::new(registry)];
+        if let Some(cluster) = cluster {
+            guards.push(Box::new(cluster));
+        }
+        Ok(Self {
+            kind,
+            kafka,
+            registry_url,
+            _guards: guards,
+            tansu,
+        })
+    }
+}
+
 /// The machine a report was measured on.
 #[derive(Debug, Serialize)]
 pub struct Machine {

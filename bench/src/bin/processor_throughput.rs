@@ -48,7 +48,6 @@
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -58,14 +57,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, ensure, Context, Result};
 use apache_avro::types::Value;
 use async_trait::async_trait;
-use fleuve_bench::{fmt_rate, loadavg, median, now_ms, serve, write_json, BrokerKind, Machine};
-use fleuve_kafka::topics::{ensure_topics, platform_topics, USER_ACTIVITY};
+use fleuve_bench::{fmt_rate, loadavg, median, now_ms, write_json, BrokerKind, Env, Machine};
+use fleuve_kafka::topics::{platform_topics, TopicSpec, USER_ACTIVITY};
 use fleuve_kafka::KafkaConfig;
 use fleuve_processors::handlers;
 use fleuve_processors::runtime::{Fold, Handler, Incoming, Processor, ProcessorConfig};
 use fleuve_producers::{Publisher, PublisherConfig};
 use fleuve_projections::{Checkpoint, Store, StoreError, Write, WriteBatch};
-use fleuve_registry::{Registry, RegistryConfig};
 use fleuve_schemas::{
     BookmarkAdded, BookmarkRemoved, ContentDeleted, ContentKind, ContentUnpublished,
     ContentUpserted, DistributionRight, Event, OrderCancelled, OrderDelivered, OrderLine,
@@ -266,59 +264,15 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 // Brokers
 // ---------------------------------------------------------------------------------------
 
-struct Env {
-    kind: BrokerKind,
-    kafka: KafkaConfig,
-    registry_url: String,
-    tansu: Option<fleuve_e2e::Broker>,
-    /// What must stay alive while the environment is used (mock cluster, registry).
-    _guards: Vec<Box<dyn Any>>,
-}
-
 async fn start_env(kind: BrokerKind, opts: &Options) -> Result<Env> {
-    let mut env = start_broker(kind).await?;
+    // The dead-letter topic too: the MockCluster does not answer CreateTopics.
+    let mut topics = platform_topics(PARTITIONS);
+    topics.push(TopicSpec::new(format!("dlq.{PIPELINE_HANDLER}"), 1));
+    let mut env = Env::start(kind, &topics).await?;
     for (k, v) in &opts.kafka_set {
         env.kafka = env.kafka.set(k, v);
     }
     Ok(env)
-}
-
-async fn start_broker(kind: BrokerKind) -> Result<Env> {
-    match kind {
-        BrokerKind::Tansu => {
-            let proc =
-                fleuve_e2e::Broker::start().context("starting Tansu (`make tools` installs it)")?;
-            let kafka = KafkaConfig::new(proc.bootstrap());
-            ensure_topics(&kafka, &platform_topics(PARTITIONS))
-                .await
-                .context("creating the topics on Tansu")?;
-            let registry = Registry::start(RegistryConfig::new(kafka.clone()))
-                .await
-                .context("starting the registry on Tansu")?;
-            let registry_url = serve(registry.router()).await?;
-            Ok(Env {
-                kind,
-                kafka,
-                registry_url,
-                tansu: Some(proc),
-                _guards: vec![Box::new(registry)],
-            })
-        }
-        BrokerKind::Mock => {
-            let k = fleuve_testkit::Kafka::start().await;
-            // The mock does not answer CreateTopics: the dead-letter topic is made here.
-            k.create_topic(&format!("dlq.{PIPELINE_HANDLER}"), 1);
-            let kafka = k.config();
-            let registry_url = k.registry_url.clone();
-            Ok(Env {
-                kind,
-                kafka,
-                registry_url,
-                tansu: None,
-                _guards: vec![Box::new(k)],
-            })
-        }
-    }
 }
 
 /// End offset of each partition of `topic` (partition, high watermark).

@@ -33,24 +33,23 @@
 //!
 //! The broker is Tansu (a real Kafka-protocol broker, SQLite storage in a temporary
 //! directory; binary from `FLEUVE_TANSU` or `~/.cache/fleuve/tools/bin/tansu`) and/or
-//! librdkafka's in-process MockCluster (`fleuve_testkit::Kafka`). The schema registry is
+//! librdkafka's in-process MockCluster (`fleuve_bench::Env`). The schema registry is
 //! ours, in-process, on the same broker.
 
 #![allow(clippy::print_stdout)]
 
-use std::any::Any;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
-use fleuve_bench::{fmt_rate, loadavg, median, now_ms, serve, write_json, BrokerKind, Machine};
-use fleuve_kafka::topics::{ensure_topics, platform_topics};
-use fleuve_kafka::KafkaConfig;
+use fleuve_bench::{
+    fmt_rate, loadavg, median, now_ms, serve, write_json, BrokerKind, Env, Machine,
+};
+use fleuve_kafka::topics::platform_topics;
 use fleuve_producers::ingest::IngestConfig;
 use fleuve_producers::{Publisher, PublisherConfig};
-use fleuve_registry::{Registry, RegistryConfig};
 use fleuve_schemas::{Event, PlaybackProgressed};
 use fleuve_service::AlwaysReady;
 use futures::{stream, StreamExt};
@@ -169,50 +168,8 @@ impl Options {
 // Environments: a broker and our registry on it
 // ---------------------------------------------------------------------------------------
 
-struct Env {
-    kind: BrokerKind,
-    kafka: KafkaConfig,
-    registry_url: String,
-    tansu: Option<fleuve_e2e::Broker>,
-    /// What must stay alive while the environment is used (broker process, mock cluster,
-    /// registry), dropped in order.
-    _guards: Vec<Box<dyn Any>>,
-}
-
 async fn start_env(kind: BrokerKind) -> Result<Env> {
-    match kind {
-        BrokerKind::Tansu => {
-            let proc =
-                fleuve_e2e::Broker::start().context("starting Tansu (`make tools` installs it)")?;
-            let kafka = KafkaConfig::new(proc.bootstrap());
-            ensure_topics(&kafka, &platform_topics(3))
-                .await
-                .context("creating the topics on Tansu")?;
-            let registry = Registry::start(RegistryConfig::new(kafka.clone()))
-                .await
-                .context("starting the registry on Tansu")?;
-            let registry_url = serve(registry.router()).await?;
-            Ok(Env {
-                kind,
-                kafka,
-                registry_url,
-                tansu: Some(proc),
-                _guards: vec![Box::new(registry)],
-            })
-        }
-        BrokerKind::Mock => {
-            let k = fleuve_testkit::Kafka::start().await;
-            let kafka = k.config();
-            let registry_url = k.registry_url.clone();
-            Ok(Env {
-                kind,
-                kafka,
-                registry_url,
-                tansu: None,
-                _guards: vec![Box::new(k)],
-            })
-        }
-    }
+    Env::start(kind, &platform_topics(3)).await
 }
 
 // ---------------------------------------------------------------------------------------

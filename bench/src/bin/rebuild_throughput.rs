@@ -42,15 +42,14 @@
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use std::any::Any;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
-use fleuve_bench::{fmt_rate, loadavg, now_ms, process_cpu_s, serve, write_json};
+use fleuve_bench::{fmt_rate, loadavg, now_ms, process_cpu_s, write_json, Env};
 use fleuve_bench::{BrokerKind, Machine};
-use fleuve_kafka::topics::{ensure_topics, platform_topics, TopicSpec, USER_ACTIVITY};
+use fleuve_kafka::topics::{platform_topics, TopicSpec, USER_ACTIVITY};
 use fleuve_kafka::KafkaConfig;
 use fleuve_processors::handlers;
 use fleuve_processors::rebuild::{BuildRequest, Rebuilds};
@@ -59,11 +58,8 @@ use fleuve_producers::{Publisher, PublisherConfig};
 use fleuve_projections::progress::{PROJECTION, TABLES};
 use fleuve_projections::versions::{Namespaced, Routing, VersionState, Versions};
 use fleuve_projections::{Checkpoint, Store, TableRow};
-use fleuve_registry::{Registry, RegistryConfig};
 use fleuve_schemas::PlaybackProgressed;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::layer::SubscriberExt;
@@ -150,13 +146,6 @@ fn options() -> Result<Options> {
 // Broker, registry, events
 // ---------------------------------------------------------------------------------------
 
-/// A broker with the topics and a registry; the guards keep them alive.
-struct Env {
-    kafka: KafkaConfig,
-    registry_url: String,
-    _guards: Vec<Box<dyn Any>>,
-}
-
 /// The platform's topics, `user-activity` with `partitions` partitions.
 fn topics(partitions: i32) -> Vec<TopicSpec> {
     platform_topics(PARTITIONS)
@@ -172,50 +161,9 @@ fn topics(partitions: i32) -> Vec<TopicSpec> {
 }
 
 async fn start(kind: BrokerKind, partitions: i32) -> Result<Env> {
-    match kind {
-        BrokerKind::Tansu => {
-            let proc =
-                fleuve_e2e::Broker::start().context("starting Tansu (`make tools` installs it)")?;
-            let kafka = KafkaConfig::new(proc.bootstrap());
-            ensure_topics(&kafka, &topics(partitions))
-                .await
-                .context("creating the topics on Tansu")?;
-            let registry = Registry::start(RegistryConfig::new(kafka.clone()))
-                .await
-                .context("starting the registry on Tansu")?;
-            let registry_url = serve(registry.router()).await?;
-            Ok(Env {
-                kafka,
-                registry_url,
-                _guards: vec![Box::new(registry), Box::new(proc)],
-            })
-        }
-        BrokerKind::Mock => {
-            // As `fleuve_testkit::Kafka`, with the partitions asked for. The mock does not
-            // answer CreateTopics: every topic, the dead-letter one included, is made here.
-            let cluster: MockCluster<'static, DefaultProducerContext> =
-                MockCluster::new(1).context("starting the MockCluster")?;
-            for t in topics(partitions)
-                .into_iter()
-                .chain([TopicSpec::new(format!("dlq.{PROJECTION}"), 1)])
-            {
-                cluster
-                    .create_topic(&t.name, t.partitions, 1)
-                    .with_context(|| format!("creating {} on the MockCluster", t.name))?;
-            }
-            let kafka = KafkaConfig::new(cluster.bootstrap_servers());
-            let registry = Registry::start(RegistryConfig::new(kafka.clone()))
-                .await
-                .context("starting the registry on the MockCluster")?;
-            let registry_url = serve(registry.router()).await?;
-            // Dropped in order: the registry before its broker.
-            Ok(Env {
-                kafka,
-                registry_url,
-                _guards: vec![Box::new(registry), Box::new(cluster)],
-            })
-        }
-    }
+    let mut topics = topics(partitions);
+    topics.push(TopicSpec::new(format!("dlq.{PROJECTION}"), 1));
+    Env::start(kind, &topics).await
 }
 
 fn event_id(i: usize) -> String {

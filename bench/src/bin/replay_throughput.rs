@@ -26,18 +26,16 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use fleuve_bench::{fmt_rate, loadavg, median, now_ms, process_cpu_s, serve, write_json};
+use fleuve_bench::{fmt_rate, loadavg, median, now_ms, process_cpu_s, write_json, Env};
 use fleuve_bench::{BrokerKind, Machine};
-use fleuve_kafka::topics::{ensure_topics, platform_topics, USER_ACTIVITY};
+use fleuve_kafka::topics::{platform_topics, USER_ACTIVITY};
 use fleuve_kafka::KafkaConfig;
 use fleuve_producers::{Publisher, PublisherConfig};
-use fleuve_registry::{Registry, RegistryConfig};
 use fleuve_replay::{NoProgress, ReplayConfig};
 use fleuve_schemas::{BookmarkAdded, BookmarkRemoved, PlaybackProgressed};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -93,41 +91,8 @@ fn options() -> Result<Options> {
     Ok(o)
 }
 
-/// A broker with the topics and a registry; the guards keep them alive.
-struct Env {
-    kafka: KafkaConfig,
-    registry_url: String,
-    _guards: Vec<Box<dyn Any>>,
-}
-
 async fn start(kind: BrokerKind) -> Result<Env> {
-    match kind {
-        BrokerKind::Tansu => {
-            let proc =
-                fleuve_e2e::Broker::start().context("starting Tansu (`make tools` installs it)")?;
-            let kafka = KafkaConfig::new(proc.bootstrap());
-            ensure_topics(&kafka, &platform_topics(PARTITIONS))
-                .await
-                .context("creating the topics on Tansu")?;
-            let registry = Registry::start(RegistryConfig::new(kafka.clone()))
-                .await
-                .context("starting the registry on Tansu")?;
-            let registry_url = serve(registry.router()).await?;
-            Ok(Env {
-                kafka,
-                registry_url,
-                _guards: vec![Box::new(registry), Box::new(proc)],
-            })
-        }
-        BrokerKind::Mock => {
-            let k = fleuve_testkit::Kafka::start().await;
-            Ok(Env {
-                kafka: k.config(),
-                registry_url: k.registry_url.clone(),
-                _guards: vec![Box::new(k)],
-            })
-        }
-    }
+    Env::start(kind, &platform_topics(PARTITIONS)).await
 }
 
 fn event_id(i: usize) -> String {

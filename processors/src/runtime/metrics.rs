@@ -111,10 +111,9 @@ pub(super) fn stalled(processor: &str, idle: Duration) {
         .set(i64::try_from(idle.as_secs()).unwrap_or(i64::MAX));
 }
 
-pub(super) fn rejoined(processor: &str, reason: super::watch::RejoinReason) {
-    GROUP_REJOINS
-        .with_label_values(&[processor, reason.as_str()])
-        .inc();
+/// Counts a group rejoin; `reason` is a label value (`no_partitions`, `no_progress`).
+pub(super) fn rejoined(processor: &str, reason: &'static str) {
+    GROUP_REJOINS.with_label_values(&[processor, reason]).inc();
 }
 
 pub(super) fn retried(processor: &str, operation: &str) {

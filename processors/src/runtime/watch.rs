@@ -209,7 +209,7 @@ pub(super) async fn run(watched: Watched, stop: CancellationToken) {
                         idle_s = s.idle.as_secs(),
                         "projection stalled in its consumer group; leaving and rejoining the group"
                     );
-                    metrics::rejoined(name, reason);
+                    metrics::rejoined(name, reason.as_str());
                     *watched
                         .signals
                         .rejoin

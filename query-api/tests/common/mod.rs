@@ -1,9 +1,11 @@
 //! What the route tests share: an app over a real embedded store, rows written with the
 //! read models' own types and tables, tokens, requests and error assertions.
 
-// Each test binary uses a part of these helpers.
-#![allow(dead_code)]
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(dead_code, reason = "each test binary uses a part of these helpers")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails at once on what it does not expect"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;

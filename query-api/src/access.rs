@@ -3,7 +3,7 @@
 //! A token's `sub` is an identity whose kind its scopes tell: [`USER`] (`sub` is the user
 //! id), [`SELLER`] (the seller id), [`PARTNER`] (the partner id of catalog distribution
 //! rights); [`ADMIN`] reads everything. A token may carry several scopes. Each route declares
-//! its rule ([`Access`], in the route table); the rules are in the crate documentation
+//! its rule (`Access`, in the route table); the rules are in the crate documentation
 //! ("Authorization"), and this module implements them. A refusal says what the route needs
 //! and what the token may read, listed from the route table.
 //!

@@ -11,7 +11,7 @@
 //! `X-Fleuve-Consistency: behind`: never stale data in silence.
 //!
 //! The read models a route reads are those the route table declares for it
-//! ([`crate::table`]). A token whose topic none of them reads is satisfied at once: nothing
+//! (`crate::table`). A token whose topic none of them reads is satisfied at once: nothing
 //! written there can change that read (a bookmark's position does not delay an order read).
 //!
 //! The wait belongs to the handlers, not to a middleware: each one takes the request's

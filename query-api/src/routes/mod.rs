@@ -151,6 +151,33 @@ mod tests {
     }
 
     #[test]
+    fn the_crate_docs_list_every_route_of_the_table() {
+        let docs = include_str!("../lib.rs");
+        let listed = |route: &str| {
+            docs.lines()
+                .filter(|l| l.starts_with("//! | `"))
+                .any(|l| l.contains(&format!("{route}`")) || l.contains(&format!("{route}?")))
+        };
+        let mut documented = 0;
+        for route in TABLE.iter() {
+            let route = format!("`{} {}", route.method.as_str(), route.path);
+            assert!(
+                listed(&route),
+                "{route} is not in the crate docs' route table"
+            );
+            documented += 1;
+        }
+        let v1_rows = docs
+            .lines()
+            .filter(|l| l.starts_with("//! | `") && l.contains(" /v1/"));
+        assert_eq!(
+            v1_rows.count(),
+            documented,
+            "the crate docs list a route the table has not"
+        );
+    }
+
+    #[test]
     fn user_data_is_for_its_user_or_admin() {
         let progress = declared("/v1/users/{user_id}/progress");
         assert_eq!(progress.route.access, Access::User);

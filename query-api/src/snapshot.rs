@@ -16,8 +16,11 @@
 //! takes the `snapshot` pair out of the query string (the other pairs are kept as sent, in
 //! order), so the routes' strict parameter check never sees it, looks the snapshot up and
 //! puts its store and instant in the request's extensions, where the handlers read them
-//! instead of the live projections. Snapshots exist only when the router is built over
-//! [`Source::Versions`](crate::Source::Versions); the `fleuve` binary builds it so.
+//! instead of the live projections. That store is the snapshot's version of the route's
+//! one read model (a table of any other model would be read in the base store, not in its
+//! reader version: a route reads only the tables of the models it declares). Snapshots
+//! exist only when the router is built over [`Source::Versions`](crate::Source::Versions);
+//! the `fleuve` binary builds it so.
 //!
 //! Refusals, in this order (a token, when sent, is verified first: 401 `invalid_token`):
 //!

@@ -1328,12 +1328,11 @@ async fn start_query(
                         .then(|| Duration::from_millis(common.query_stall_after_ms)),
                 )
         }),
-        versions: Some(Arc::clone(&versions)),
         ..QueryConfig::default()
     };
     serve(
         addr,
-        fleuve_query_api::router(Arc::clone(versions.base()), config),
+        fleuve_query_api::router(fleuve_query_api::Source::Versions(versions), config),
         shutdown,
         tasks,
         "query",

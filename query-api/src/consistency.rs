@@ -10,7 +10,8 @@
 //! the answer is `503` with code `position_not_reached`, `Retry-After: 1` and
 //! `X-Fleuve-Consistency: behind`: never stale data in silence.
 //!
-//! A token whose topic the route's projection does not read is satisfied at once: nothing
+//! The read models a route reads are those the route table declares for it
+//! (`crate::table`). A token whose topic none of them reads is satisfied at once: nothing
 //! written there can change that read (a bookmark's position does not delay an order read).
 //!
 //! The wait belongs to the handlers, not to a middleware: each one takes the request's
@@ -21,58 +22,29 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, MatchedPath};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
 use fleuve_kafka::Position;
-use fleuve_projections::{bookmarks, catalog, inventory, orders, progress};
+use fleuve_projections::{ReadModel, Store};
 use fleuve_service::ApiError;
 use tokio::time::Instant;
 
-use crate::routes::{store_error, Failure};
-use crate::AppState;
+pub use crate::failure::CONSISTENCY_HEADER;
+use crate::failure::{store_error, Behind, Failure};
+use crate::state::{AppState, Reading};
+use crate::table::Declared;
 
 /// The request header carrying position tokens (several headers, or comma-separated).
 pub const POSITION_HEADER: &str = "x-fleuve-position";
-/// The response header saying a read did not reach its positions in time (`behind`).
-pub const CONSISTENCY_HEADER: &str = "x-fleuve-consistency";
 /// Most position tokens one request may carry.
 pub const MAX_POSITIONS: usize = 32;
 
 /// Longest pause between two looks at the checkpoints.
 const MAX_POLL: Duration = Duration::from_millis(20);
-
-/// The projection a route template reads, if any.
-pub(crate) fn projection_of(route: &str) -> Option<&'static str> {
-    let rest = route.strip_prefix("/v1/")?;
-    if rest.starts_with("users/") {
-        if rest.contains("/bookmarks") {
-            Some(bookmarks::PROJECTION)
-        } else if rest.contains("/progress") {
-            Some(progress::PROJECTION)
-        } else {
-            None
-        }
-    } else if rest.starts_with("catalog/") {
-        Some(catalog::PROJECTION)
-    } else if rest.starts_with("orders/")
-        || rest.starts_with("buyers/")
-        || rest.starts_with("sellers/")
-    {
-        Some(orders::PROJECTION)
-    } else if rest.starts_with("inventory/") {
-        Some(inventory::PROJECTION)
-    } else {
-        None
-    }
-}
-
-fn topics_of(projection: &str) -> &'static [&'static str] {
-    fleuve_projections::model(projection).map_or(&[], |m| m.topics)
-}
 
 fn invalid(message: String) -> ApiError {
     ApiError::bad_request("invalid_position", message).with_field("X-Fleuve-Position")
@@ -113,7 +85,8 @@ pub(crate) fn positions(headers: &HeaderMap) -> Result<Vec<Position>, ApiError> 
         .collect())
 }
 
-/// The `X-Fleuve-Position` tokens of a request, with the projection its route reads.
+/// The `X-Fleuve-Position` tokens of a request, with the read models its route reads (as
+/// the route table declares them) and the store it reads them in.
 ///
 /// Extracting it reads the header and nothing else, and never fails: a token that is not
 /// one ingest issued is refused (400 `invalid_position`) by [`Positions::check`], which a
@@ -121,112 +94,106 @@ pub(crate) fn positions(headers: &HeaderMap) -> Result<Vec<Position>, ApiError> 
 /// whether it may read the route at all.
 #[derive(Debug)]
 pub(crate) struct Positions {
-    projection: Option<&'static str>,
+    reads: &'static [&'static ReadModel],
     tokens: Result<Vec<Position>, ApiError>,
+    /// Where the checkpoints are read; only when there are tokens.
+    store: Option<Arc<dyn Store>>,
+    within: Duration,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Positions {
+impl FromRequestParts<AppState> for Positions {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        let projection = parts
-            .extensions
-            .get::<MatchedPath>()
-            .and_then(|m| projection_of(m.as_str()));
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        let reads = Declared::of(parts).map_or(&[][..], |d| d.route.reads);
+        let tokens = positions(&parts.headers);
+        let store = match &tokens {
+            Ok(tokens) if !tokens.is_empty() => Some(Reading::of(parts, state).store),
+            _ => None,
+        };
         Ok(Self {
-            projection,
-            tokens: positions(&parts.headers),
+            reads,
+            tokens,
+            store,
+            within: state.config.position_wait,
         })
     }
 }
 
 impl Positions {
-    /// The tokens the route's projection must pass: 400 `invalid_position` for a token
-    /// ingest did not issue; those on topics the projection does not read are dropped.
+    /// The tokens the route's read models must pass: 400 `invalid_position` for a token
+    /// ingest did not issue; those on topics none of them reads are dropped.
     pub(crate) fn check(self) -> Result<Pending, ApiError> {
-        let mut tokens = self.tokens?;
-        let topics = self.projection.map_or(&[][..], topics_of);
-        tokens.retain(|p| topics.contains(&p.topic.as_str()));
+        let tokens = self.tokens?;
+        let mut waits = Vec::new();
+        for token in tokens {
+            for model in self.reads.iter().filter(|m| m.reads_topic(&token.topic)) {
+                waits.push((model.name, token.clone()));
+            }
+        }
         Ok(Pending {
-            projection: self.projection,
-            tokens,
+            waits,
+            store: self.store,
+            within: self.within,
         })
     }
 
     /// [`check`](Self::check), then [`Pending::wait`]. Call it once the caller may read the
     /// route and the other inputs are checked, right before reading the store.
-    pub(crate) async fn wait(self, state: &AppState) -> Result<(), Failure> {
-        self.check()?.wait(state).await
+    pub(crate) async fn wait(self) -> Result<(), Failure> {
+        self.check()?.wait().await
     }
 }
 
 /// The positions a read must wait for (see [`Positions::check`]).
 #[derive(Debug)]
 pub(crate) struct Pending {
-    projection: Option<&'static str>,
-    /// Only tokens of the projection's topics (none without a projection).
-    tokens: Vec<Position>,
+    /// Each token with a read model that reads its topic.
+    waits: Vec<(&'static str, Position)>,
+    store: Option<Arc<dyn Store>>,
+    within: Duration,
 }
 
 impl Pending {
     /// Whether the read has nothing to wait for.
     pub(crate) fn is_empty(&self) -> bool {
-        self.tokens.is_empty()
+        self.waits.is_empty()
     }
 
-    /// Holds the read until the projection has passed every position: `503
+    /// Holds the read until the read models have passed every position: `503
     /// position_not_reached` (with `X-Fleuve-Consistency: behind`) past
     /// [`crate::QueryConfig::position_wait`]; a store error as on any read.
-    pub(crate) async fn wait(self, state: &AppState) -> Result<(), Failure> {
-        match self.projection {
-            Some(projection) if !self.tokens.is_empty() => {
-                wait(state, projection, self.tokens).await
-            }
+    pub(crate) async fn wait(self) -> Result<(), Failure> {
+        match self.store {
+            Some(store) if !self.waits.is_empty() => wait(&*store, self.within, self.waits).await,
             _ => Ok(()),
         }
     }
 }
 
-/// The refusal of a read whose projection did not pass its positions in time: the error,
-/// answered with `X-Fleuve-Consistency: behind`.
-#[derive(Debug)]
-pub(crate) struct Behind(ApiError);
-
-impl IntoResponse for Behind {
-    fn into_response(self) -> Response {
-        let mut resp = self.0.into_response();
-        resp.headers_mut().insert(
-            HeaderName::from_static(CONSISTENCY_HEADER),
-            HeaderValue::from_static("behind"),
-        );
-        resp
-    }
-}
-
-/// Polls the checkpoints until every position is passed, or the configured wait is over.
+/// Polls the checkpoints until every position is passed, or `within` is over.
 async fn wait(
-    state: &AppState,
-    projection: &'static str,
-    mut pending: Vec<Position>,
+    store: &dyn Store,
+    within: Duration,
+    mut pending: Vec<(&'static str, Position)>,
 ) -> Result<(), Failure> {
-    let deadline = Instant::now() + state.config.position_wait;
+    let deadline = Instant::now() + within;
     let mut pause = Duration::from_millis(1);
     loop {
         let mut still = Vec::with_capacity(pending.len());
         let mut behind = None;
-        for p in pending {
-            let next = state
-                .store
+        for (projection, p) in pending {
+            let next = store
                 .checkpoint(projection, &p.topic, p.partition)
                 .await
                 .map_err(store_error)?;
             if next.is_some_and(|n| n > p.offset) {
                 continue;
             }
-            behind.get_or_insert((p.topic.clone(), p.partition, p.offset, next));
-            still.push(p);
+            behind.get_or_insert((projection, p.topic.clone(), p.partition, p.offset, next));
+            still.push((projection, p));
         }
-        let Some((topic, partition, offset, next)) = behind else {
+        let Some((projection, topic, partition, offset, next)) = behind else {
             return Ok(());
         };
         pending = still;
@@ -244,18 +211,19 @@ async fn wait(
                 Some(n) => format!("it has applied up to offset {}", n - 1),
                 None => "it has applied nothing from that partition yet".to_owned(),
             };
-            return Err(Failure::Behind(Behind(
+            return Err(Behind(
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "position_not_reached",
                     format!(
                         "the {projection} projection has not reached {topic}/{partition} offset \
                      {offset} within {} ms ({applied}); retry with the same X-Fleuve-Position",
-                        state.config.position_wait.as_millis()
+                        within.as_millis()
                     ),
                 )
                 .with_retry_after(1),
-            )));
+            )
+            .into());
         }
         tokio::time::sleep(pause.min(deadline - now)).await;
         pause = (pause * 2).min(MAX_POLL);
@@ -264,29 +232,9 @@ async fn wait(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use axum::http::HeaderValue;
 
-    #[test]
-    fn every_route_family_reads_one_projection() {
-        assert_eq!(
-            projection_of("/v1/users/{user_id}/progress/{content_id}"),
-            Some("user_progress")
-        );
-        assert_eq!(
-            projection_of("/v1/users/{user_id}/bookmarks"),
-            Some("bookmarks")
-        );
-        assert_eq!(
-            projection_of("/v1/catalog/contents:batchGet"),
-            Some("catalog")
-        );
-        assert_eq!(
-            projection_of("/v1/sellers/{seller_id}/orders"),
-            Some("orders")
-        );
-        assert_eq!(projection_of("/v1/inventory/{sku}"), Some("inventory"));
-        assert_eq!(projection_of("/metrics"), None);
-    }
+    use super::*;
 
     #[test]
     fn positions_keep_the_highest_offset_per_partition() {

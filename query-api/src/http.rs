@@ -1,5 +1,9 @@
 //! HTTP manners of every `/v1` answer: request timeout, one error shape, `Cache-Control`,
-//! `ETag` and `If-None-Match` → `304`.
+//! `Vary`, `ETag` and `If-None-Match` → `304`.
+//!
+//! The middleware is also where a request learns its route: it looks the matched path up in
+//! the route table and puts the route's declaration in the request's extensions, for the
+//! layers and handlers inside (snapshots, read-your-writes, access rules).
 //!
 //! * **Timeout**: a request that takes longer than [`crate::QueryConfig::request_timeout`]
 //!   (the read-your-writes wait included) is answered `503` with code `timeout` and
@@ -11,12 +15,15 @@
 //!   `payload_too_large` (413), `unsupported_media_type` (415), `invalid_body` (422),
 //!   `internal` (5xx), and `bad_request` for 400 and any other 4xx (documented with the
 //!   other codes in the crate docs, "Errors").
-//! * **`Cache-Control`** (unless the route or [`crate::snapshot`] set one): catalog reads
-//!   `public, max-age=10` when the request has no `Authorization` header and `private,
-//!   max-age=10` when it has one (answers differ per partner); every other read `private,
-//!   no-cache` (a client keeps it but revalidates each time, cheap with the `ETag`); `POST`
-//!   answers and errors `no-store`. A `200` read from a snapshot is `private,
-//!   max-age=3600`.
+//! * **`Cache-Control`** (unless the route or [`crate::snapshot`] set one): a `200` gets
+//!   its route's declared policy: `public, max-age=N` when the request has no
+//!   `Authorization` header and `private, max-age=N` when it has one (for routes whose
+//!   answers differ per token); `private, no-cache` (a client keeps it but revalidates
+//!   each time, cheap with the `ETag`); or `no-store` (`POST`). Errors, and `POST` answers
+//!   of routes outside the table, are `no-store`; other routes outside the table `private,
+//!   no-cache`. A `200` read from a snapshot is `private, max-age=3600`.
+//! * **`Vary: Authorization`** (`vary_authorization`, which the router layers on each
+//!   route whose access rule makes answers depend on the token): caches must key on it.
 //! * **`ETag`**: a weak validator (`W/"<32 hex digits>"`, the XXH3-128 of the JSON body
 //!   before compression), on every `200` answer to a `GET` or `HEAD`. A request whose
 //!   `If-None-Match` lists it (or `*`) gets `304 Not Modified` with no body (keeping the
@@ -26,32 +33,41 @@
 //! Compression (`gzip`, when the client accepts it) is `tower-http`'s layer, outside this
 //! one, so the tag is the same for compressed and plain answers (hence weak).
 
+use std::time::Duration;
+
 use axum::body::{to_bytes, Body};
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use fleuve_service::ApiError;
 
 use crate::snapshot::{AS_OF_HEADER, SNAPSHOT_HEADER};
-use crate::AppState;
-
-/// `max-age` of catalog answers, in seconds.
-pub const CATALOG_MAX_AGE_SECS: u32 = 10;
+use crate::table::{Cache, Declared, Table};
 
 /// Largest answer body buffered to compute its tag; larger ones go out without `ETag`.
 const MAX_TAGGED_BODY: usize = 8 << 20;
 
-/// Middleware: timeout, error shape, `Cache-Control`, `ETag`/`If-None-Match`.
-pub(crate) async fn manners(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// What [`manners`] needs: the request timeout and the route table.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Manners {
+    pub timeout: Duration,
+    pub table: Table,
+}
+
+/// Middleware: the request's route, timeout, error shape, `Cache-Control`,
+/// `ETag`/`If-None-Match`.
+pub(crate) async fn manners(
+    State(manners): State<Manners>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    manners.table.declare(&mut req);
     let method = req.method().clone();
-    let catalog = req
-        .extensions()
-        .get::<MatchedPath>()
-        .is_some_and(|m| m.as_str().starts_with("/v1/catalog/"));
+    let policy = req.extensions().get::<Declared>().map(|d| d.route.cache);
     let authorized = req.headers().contains_key(header::AUTHORIZATION);
     let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
-    let timeout = state.config.request_timeout;
+    let timeout = manners.timeout;
     let resp = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => {
@@ -75,16 +91,13 @@ pub(crate) async fn manners(State(state): State<AppState>, req: Request, next: N
     };
     let status = resp.status();
     if !resp.headers().contains_key(header::CACHE_CONTROL) {
-        let policy = if status != StatusCode::OK || method == Method::POST {
-            "no-store".to_owned()
-        } else if catalog && authorized {
-            format!("private, max-age={CATALOG_MAX_AGE_SECS}")
-        } else if catalog {
-            format!("public, max-age={CATALOG_MAX_AGE_SECS}")
-        } else {
-            "private, no-cache".to_owned()
+        let policy = match policy {
+            _ if status != StatusCode::OK => Cache::NoStore,
+            Some(policy) => policy,
+            None if method == Method::POST => Cache::NoStore,
+            None => Cache::Revalidate,
         };
-        if let Ok(v) = HeaderValue::from_str(&policy) {
+        if let Some(v) = cache_control(policy, authorized) {
             resp.headers_mut().insert(header::CACHE_CONTROL, v);
         }
     }
@@ -92,6 +105,26 @@ pub(crate) async fn manners(State(state): State<AppState>, req: Request, next: N
         resp = tag(resp, if_none_match.as_ref()).await;
     }
     resp
+}
+
+/// The `Cache-Control` of a policy, for a request with or without `Authorization`.
+fn cache_control(policy: Cache, authorized: bool) -> Option<HeaderValue> {
+    match policy {
+        Cache::NoStore => Some(HeaderValue::from_static("no-store")),
+        Cache::Revalidate => Some(HeaderValue::from_static("private, no-cache")),
+        Cache::PerCaller { max_age_secs } => {
+            let scope = if authorized { "private" } else { "public" };
+            HeaderValue::from_str(&format!("{scope}, max-age={max_age_secs}")).ok()
+        }
+    }
+}
+
+/// Adds `Vary: Authorization`: the answer differs per token, caches must key on it.
+pub(crate) async fn vary_authorization(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .append(header::VARY, HeaderValue::from_static("Authorization"));
+    response
 }
 
 /// Adds the `ETag`; answers `304` when `If-None-Match` already has it.

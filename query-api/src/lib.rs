@@ -1,10 +1,16 @@
 //! HTTP query API serving read projections to fronts.
 //!
-//! Build the service with [`router`] over any [`fleuve_projections::Store`] and serve it
-//! with axum. All responses are JSON; every error has the one Fleuve error body
-//! `{"error":{"code":"…","message":"…","field":"…"}}` ([`fleuve_service::ApiError`]).
+//! Build the service with [`router`] over a [`Source`] (any [`fleuve_projections::Store`],
+//! or the projections' versions) and serve it with axum. All responses are JSON; every
+//! error has the one Fleuve error body `{"error":{"code":"…","message":"…","field":"…"}}`
+//! ([`fleuve_service::ApiError`]).
 //!
 //! # Routes
+//!
+//! Each `/v1` route is declared once, next to its handler, in the route table (method,
+//! path, the read models it reads, access rule, caching, parameters, answer schema, docs);
+//! the router, the OpenAPI document, the read-your-writes wait, snapshots, `Cache-Control`
+//! and the access refusals derive from it. The routes:
 //!
 //! | method and path | answer | who may read it (authentication on) |
 //! | --- | --- | --- |
@@ -196,9 +202,8 @@
 //! to a `GET` is `Cache-Control: private, max-age=3600`. A bad name is `400
 //! invalid_parameter` (`field`: `snapshot`), a name the projection has no built snapshot of
 //! is `404 unknown_snapshot` (listing the ones it has), and a snapshot never moves, so
-//! `X-Fleuve-Position` with it is `400 snapshot_with_position`. This needs
-//! [`QueryConfig::versions`], with [`Versions::readers`] as the router's store. See
-//! [`snapshot`].
+//! `X-Fleuve-Position` with it is `400 snapshot_with_position`. This needs the router built
+//! over [`Source::Versions`]. See [`snapshot`].
 //!
 //! # Caching and compression
 //!
@@ -219,154 +224,65 @@
 //!   end of its topics (with [`QueryConfig::lag`], measured every 5 s).
 
 pub mod access;
+mod config;
 pub mod consistency;
+mod failure;
 pub mod http;
+mod input;
 mod metrics;
 pub mod openapi;
 mod readiness;
 mod routes;
 pub mod snapshot;
-
-use std::sync::Arc;
-use std::time::Duration;
+mod state;
+mod table;
+mod views;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use fleuve_kafka::KafkaConfig;
-use fleuve_projections::versions::Versions;
-use fleuve_projections::Store;
-use fleuve_service::auth::Authenticator;
 
-/// How the query API serves: limits, authentication.
-#[derive(Debug, Clone)]
-pub struct QueryConfig {
-    /// Page size when the request has no `limit`.
-    pub default_limit: usize,
-    /// Largest `limit` accepted.
-    pub max_limit: usize,
-    /// Bearer-token check (same keys as ingest). `None`: every route is open (a
-    /// single-machine set-up; the binary logs a warning).
-    pub auth: Option<Authenticator>,
-    /// Longest a read waits for its `X-Fleuve-Position` tokens (see [`consistency`]).
-    pub position_wait: Duration,
-    /// Longest a request may take, read-your-writes wait included; then `503 timeout`.
-    pub request_timeout: Duration,
-    /// Largest request body accepted (`413 payload_too_large` above).
-    pub max_body_bytes: usize,
-    /// Most ids one `POST /v1/catalog/contents:batchGet` may ask for (`400 batch_too_large`
-    /// above). Raise [`max_body_bytes`](Self::max_body_bytes) with it: an id takes up to
-    /// about 400 bytes of JSON (128 bytes of UTF-8, `\uXXXX`-escaped).
-    pub max_batch_ids: usize,
-    /// `/readyz` also requires every projection's lag to stay under a bound (needs Kafka).
-    pub lag: Option<LagConfig>,
-    /// The projections' versions: when set, the router reads through
-    /// [`Versions::readers`] (each projection's reader version, or the snapshot of
-    /// `?snapshot=<name>`, [`snapshot`]) instead of the store it is given. `None`: the store
-    /// as given, and every `snapshot` is `404 unknown_snapshot`.
-    pub versions: Option<Arc<Versions>>,
-}
-
-/// The lag bounds of `/readyz`: every projection the API reads must be at most
-/// `max_events` records behind the end of its topics, and must not be *stalled* (lagging
-/// with nothing applied for `stall_after`, whatever the lag).
-#[derive(Debug, Clone)]
-pub struct LagConfig {
-    /// The brokers the processors read from.
-    pub kafka: KafkaConfig,
-    /// Most records a projection may be behind (all partitions summed) while ready; 0 for
-    /// no bound.
-    pub max_events: i64,
-    /// How long a projection may lag without applying a record while ready; `None` for no
-    /// stall check.
-    pub stall_after: Option<Duration>,
-    /// How often the lag is measured.
-    pub every: Duration,
-}
-
-impl LagConfig {
-    /// A bound of `max_events` (0: none) and a stall bound of 30 s, measured every 5 s.
-    pub fn new(kafka: KafkaConfig, max_events: i64) -> Self {
-        Self {
-            kafka,
-            max_events,
-            stall_after: Some(Duration::from_secs(30)),
-            every: Duration::from_secs(5),
-        }
-    }
-
-    /// Sets the stall bound (`None`: stalls are not checked). The lag is then measured at
-    /// least four times per bound.
-    pub fn with_stall_after(mut self, stall_after: Option<Duration>) -> Self {
-        self.stall_after = stall_after;
-        if let Some(bound) = stall_after {
-            self.every = self.every.min(bound / 4).max(Duration::from_millis(100));
-        }
-        self
-    }
-}
-
-impl Default for QueryConfig {
-    fn default() -> Self {
-        Self {
-            default_limit: 20,
-            max_limit: 100,
-            auth: None,
-            position_wait: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(10),
-            max_body_bytes: 64 << 10,
-            max_batch_ids: 100,
-            lag: None,
-            versions: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct AppState {
-    pub store: Arc<dyn Store>,
-    pub config: Arc<QueryConfig>,
-}
+pub use crate::config::{LagConfig, QueryConfig};
+pub use crate::state::Source;
 
 /// The query API's routes, ops routes included (`/metrics`, `/healthz`, `/readyz`,
-/// `/openapi.json`).
+/// `/openapi.json`), reading `source`: a store (any `Arc` of a
+/// [`Store`](fleuve_projections::Store)), or [`Source::Versions`] (reader versions and
+/// snapshots).
 ///
 /// Call it inside a Tokio runtime: it starts a task that pings the store every second for
 /// `/readyz` (the task ends when the router is dropped). Outside a runtime `/readyz` stays
 /// `503`.
-pub fn router(store: Arc<dyn Store>, config: QueryConfig) -> Router {
-    router_with(store, config, Router::new())
+pub fn router(source: impl Into<Source>, config: QueryConfig) -> Router {
+    router_with(source, config, Router::new())
 }
 
 /// [`router`] with `extra` routes served behind the same middleware as the API's own
 /// (metrics, snapshots, caching headers, compression, timeouts). The benchmarks use it to
 /// serve a static handler next to the real ones. (The read-your-writes wait is the API
 /// handlers' own, after their access check: see [`consistency`].)
-pub fn router_with(store: Arc<dyn Store>, config: QueryConfig, extra: Router) -> Router {
-    // With versions, every read goes through the readers' view (reader versions, snapshots).
-    let store = match &config.versions {
-        Some(versions) => versions.readers(),
-        None => store,
-    };
-    let readiness = readiness::start(store.clone(), config.lag.clone());
-    let body_limit = config.max_body_bytes;
-    let openapi = openapi::routes(&config);
-    let state = AppState {
-        store,
-        config: Arc::new(config),
+pub fn router_with(source: impl Into<Source>, config: QueryConfig, extra: Router) -> Router {
+    let state = state::AppState::new(source.into(), config);
+    let readiness = readiness::start(state.live.clone(), state.config.lag.clone());
+    let body_limit = state.config.max_body_bytes;
+    let openapi = openapi::routes(&state.config);
+    let manners = http::Manners {
+        timeout: state.config.request_timeout,
+        table: routes::TABLE,
     };
     // Outermost last: metrics see every answer, compressed or not; the timeout covers the
-    // handlers, their read-your-writes wait included; a snapshot is chosen (and its parameter
-    // taken out of the query string) before the routes.
+    // handlers, their read-your-writes wait included; the manners declare each request's
+    // route for everything inside; a snapshot is chosen (and its parameter taken out of the
+    // query string) before the routes.
     routes::api()
         .with_state(state.clone())
         .merge(extra)
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state,
             snapshot::read_snapshot,
         ))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state, http::manners))
+        .layer(axum::middleware::from_fn_with_state(manners, http::manners))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(tower_http::compression::CompressionLayer::new().gzip(true))
         .layer(axum::middleware::from_fn(metrics::track))

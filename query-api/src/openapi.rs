@@ -4,30 +4,28 @@
 //! view structs the handlers serialize (in the serialize contract: a field is required
 //! unless it is skipped when empty, an `Option` is nullable, a doc comment is a
 //! description), and every object is closed (`additionalProperties: false`): what the API
-//! sends is all documented. The routes, their parameters, headers, error statuses and who
-//! may call them are written once, in the `ROUTES` table here; the limits come from the
-//! [`QueryConfig`]. Tests check the document against the router (every `/v1` route is
-//! documented and every documented one is served, under the same template) and real
-//! answers against the schemas (`tests/openapi.rs`).
+//! sends is all documented. The routes, their parameters, headers, error statuses, caching
+//! and who may call them come from the route table (each route's declaration, next to its
+//! handler); the limits come from the [`QueryConfig`]. Tests check the document against the
+//! router (every `/v1` route is documented and every documented one is served, under the
+//! same template) and real answers against the schemas (`tests/openapi.rs`).
 
 use axum::body::Bytes;
 use axum::http::header;
 use axum::routing::get;
 use axum::Router;
+use fleuve_projections::ReadModel;
 use schemars::generate::SchemaSettings;
-use schemars::{JsonSchema, Schema, SchemaGenerator};
+use schemars::JsonSchema;
 use serde_json::{json, Map, Value as Json};
 
 use crate::access::{ADMIN, PARTNER, SELLER, USER};
-use crate::consistency::{projection_of, MAX_POSITIONS};
-use crate::http::CATALOG_MAX_AGE_SECS;
-use crate::routes::views::{
-    BatchView, BookmarkView, ContentView, EpisodeView, ListView, OrderSummaryView, OrderView,
-    ProgressView, StockView,
-};
-use crate::routes::MAX_ID_BYTES;
+use crate::config::QueryConfig;
+use crate::consistency::MAX_POSITIONS;
+use crate::input::MAX_ID_BYTES;
+use crate::routes::TABLE;
 use crate::snapshot::{SNAPSHOT_MAX_AGE_SECS, SNAPSHOT_PARAM};
-use crate::QueryConfig;
+use crate::table::{Access, Cache, Param, Route, Shape, Verb};
 
 /// Where the document is served.
 pub const PATH: &str = "/openapi.json";
@@ -38,193 +36,19 @@ const CACHE_CONTROL: &str = "public, max-age=300";
 /// Name of the bearer security scheme.
 const BEARER: &str = "bearerAuth";
 
-/// Who may call a route (the rules of [`crate::access`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    /// Open; a `partner` token narrows what it sees.
-    Catalog,
-    /// A `user` token whose `sub` is the route's id, or `admin`.
-    User,
-    /// A `seller` token whose `sub` is the route's id, or `admin`.
-    Seller,
-    /// `admin`, a `user` token of the order's buyer or a `seller` token of its seller.
-    Order,
-    /// Any token with `user`, `seller` or `admin`.
-    Inventory,
-}
-
-/// What a route answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    /// One row: a 404 when there is none.
-    One,
-    /// A page of a list (`limit`, `cursor`); an empty list rather than a 404.
-    List,
-    /// `POST` of `{"ids":[…]}`.
-    Batch,
-}
-
-/// One operation of the API.
-#[derive(Debug)]
-struct Route {
-    /// `get` or `post`, as OpenAPI spells it.
-    method: &'static str,
-    /// The route template, exactly as the router declares it.
-    path: &'static str,
-    operation_id: &'static str,
-    tag: &'static str,
-    summary: &'static str,
-    description: &'static str,
-    access: Access,
-    shape: Shape,
-    /// The `$ref` of the `200` body, adding its schema to the generator.
-    answer: fn(&mut SchemaGenerator) -> Schema,
-}
-
-/// Every `/v1` operation.
-const ROUTES: &[Route] = &[
-    Route {
-        method: "get",
-        path: "/v1/users/{user_id}/progress/{content_id}",
-        operation_id: "getProgress",
-        tag: "progress",
-        summary: "A user's progress on one content",
-        description: "The user's playback position on the content. `updated_at` is the event \
-                      time of the write that produced the row. No progress recorded: 404.",
-        access: Access::User,
-        shape: Shape::One,
-        answer: SchemaGenerator::subschema_for::<ProgressView>,
-    },
-    Route {
-        method: "get",
-        path: "/v1/users/{user_id}/progress",
-        operation_id: "listProgress",
-        tag: "progress",
-        summary: "A user's progress rows",
-        description: "The user's progress rows, by content id. A user without rows has an \
-                      empty list.",
-        access: Access::User,
-        shape: Shape::List,
-        answer: SchemaGenerator::subschema_for::<ListView<ProgressView>>,
-    },
-    Route {
-        method: "get",
-        path: "/v1/users/{user_id}/bookmarks",
-        operation_id: "listBookmarks",
-        tag: "bookmarks",
-        summary: "A user's bookmarks",
-        description: "The user's bookmarks, newest first. A user without bookmarks has an \
-                      empty list.",
-        access: Access::User,
-        shape: Shape::List,
-        answer: SchemaGenerator::subschema_for::<ListView<BookmarkView>>,
-    },
-    Route {
-        method: "get",
-        path: "/v1/catalog/contents/{content_id}",
-        operation_id: "getContent",
-        tag: "catalog",
-        summary: "One content publishable now",
-        description: "Availability is evaluated at the instant of the request: a content that \
-                      is unknown, unpublished, deleted or outside its availability window is a \
-                      404.",
-        access: Access::Catalog,
-        shape: Shape::One,
-        answer: SchemaGenerator::subschema_for::<ContentView>,
-    },
-    Route {
-        method: "post",
-        path: "/v1/catalog/contents:batchGet",
-        operation_id: "batchGetContents",
-        tag: "catalog",
-        summary: "Several contents publishable now",
-        description: "The `:` of the path is literal. The contents found are in `items`, the \
-                      ids the caller cannot read now (unknown, unpublished, deleted, outside \
-                      their window) in `missing`; both follow the order asked, and an id asked \
-                      twice is answered once. Availability is evaluated at the instant of the \
-                      request.",
-        access: Access::Catalog,
-        shape: Shape::Batch,
-        answer: SchemaGenerator::subschema_for::<BatchView>,
-    },
-    Route {
-        method: "get",
-        path: "/v1/catalog/programs/{program_id}/episodes",
-        operation_id: "listEpisodes",
-        tag: "catalog",
-        summary: "A programme's seasons, episodes and clips",
-        description: "The programme's seasons, episodes and clips publishable now, in listing \
-                      order. A page may hold fewer than `limit` entries, even none with a \
-                      `next_cursor`: entries whose window closed since the catalog timer's last \
-                      run and, for a partner, entries without its right are left out of their \
-                      page. Follow `next_cursor` until it is `null`. A programme without entries \
-                      has an empty list.",
-        access: Access::Catalog,
-        shape: Shape::List,
-        answer: SchemaGenerator::subschema_for::<ListView<EpisodeView>>,
-    },
-    Route {
-        method: "get",
-        path: "/v1/orders/{order_id}",
-        operation_id: "getOrder",
-        tag: "orders",
-        summary: "One order, with its timeline",
-        description: "The order as its events made it, its timeline oldest first. `shipment` is \
-                      `null` until shipped.",
-        access: Access::Order,
-        shape: Shape::One,
-        answer: SchemaGenerator::subschema_for::<OrderView>,
-    },
-    Route {
-        method: "get",
-        path: "/v1/buyers/{buyer_id}/orders",
-        operation_id: "listBuyerOrders",
-        tag: "orders",
-        summary: "A buyer's orders",
-        description: "The buyer's orders, newest first. A buyer without orders has an empty \
-                      list.",
-        access: Access::User,
-        shape: Shape::List,
-        answer: SchemaGenerator::subschema_for::<ListView<OrderSummaryView>>,
-    },
-    Route {
-        method: "get",
-        path: "/v1/sellers/{seller_id}/orders",
-        operation_id: "listSellerOrders",
-        tag: "orders",
-        summary: "A seller's orders",
-        description: "The seller's orders, newest first. A seller without orders has an empty \
-                      list.",
-        access: Access::Seller,
-        shape: Shape::List,
-        answer: SchemaGenerator::subschema_for::<ListView<OrderSummaryView>>,
-    },
-    Route {
-        method: "get",
-        path: "/v1/inventory/{sku}",
-        operation_id: "getStock",
-        tag: "inventory",
-        summary: "A product's stock",
-        description: "The stock of the sku. A sku no stock event has named is a 404.",
-        access: Access::Inventory,
-        shape: Shape::One,
-        answer: SchemaGenerator::subschema_for::<StockView>,
-    },
-];
-
 // The JSON of `fleuve_service::ApiError`, which has no schema of its own: the tests check
 // real error answers against it.
 /// The error body of every Fleuve API.
 #[derive(JsonSchema)]
 #[schemars(rename = "Error")]
-#[allow(dead_code)] // Only its schema is used.
+#[expect(dead_code, reason = "only its schema is used")]
 struct ErrorBody {
     error: ErrorDetail,
 }
 
 /// What went wrong.
 #[derive(JsonSchema)]
-#[allow(dead_code)] // Only its schema is used.
+#[expect(dead_code, reason = "only its schema is used")]
 struct ErrorDetail {
     /// Stable machine-readable code (`invalid_parameter`, `not_found`, …).
     code: String,
@@ -234,17 +58,6 @@ struct ErrorDetail {
     /// field (`ids[3]`) or a header (`X-Fleuve-Position`).
     #[schemars(skip_serializing_if = "Option::is_none", with = "String")]
     field: Option<String>,
-}
-
-/// The schema of a string that is one of `values`.
-pub(crate) fn string_enum(values: impl IntoIterator<Item = &'static str>) -> Schema {
-    let mut schema = Map::new();
-    schema.insert("type".to_owned(), json!("string"));
-    schema.insert(
-        "enum".to_owned(),
-        Json::Array(values.into_iter().map(Json::from).collect()),
-    );
-    Schema::from(schema)
 }
 
 /// `GET /openapi.json`: the document of `config`, rendered once.
@@ -277,14 +90,24 @@ pub fn document(config: &QueryConfig) -> Json {
         .for_serialize()
         .into_generator();
     let mut paths = Map::new();
-    for route in ROUTES {
+    let mut tags: Vec<Json> = Vec::new();
+    for route in TABLE.iter() {
         let answer = (route.answer)(&mut generator).to_value();
         let operation = operation(route, answer, config);
         let item = paths
             .entry(route.path.to_owned())
             .or_insert_with(|| json!({}));
-        item[route.method] = operation;
+        item[route.method.openapi()] = operation;
+        let tag = route.docs.tag;
+        if !tags.iter().any(|t| t["name"] == tag.name) {
+            tags.push(json!({"name": tag.name, "description": tag.description}));
+        }
     }
+    tags.push(
+        json!({"name": "ops", "description": "Operations: metrics, health, readiness, \
+                                                    this document. Open, outside the API's \
+                                                    middleware."}),
+    );
     for (path, item) in ops_paths(config) {
         paths.insert(path.to_owned(), item);
     }
@@ -301,15 +124,7 @@ pub fn document(config: &QueryConfig) -> Json {
             "version": env!("CARGO_PKG_VERSION"),
             "description": info(config),
         },
-        "tags": [
-            {"name": "progress", "description": "Users' playback progress."},
-            {"name": "bookmarks", "description": "Users' bookmarks."},
-            {"name": "catalog", "description": "Contents publishable now (open to anyone)."},
-            {"name": "orders", "description": "Orders, for their buyer and their seller."},
-            {"name": "inventory", "description": "Stock levels."},
-            {"name": "ops", "description": "Operations: metrics, health, readiness, this \
-                                            document. Open, outside the API's middleware."},
-        ],
+        "tags": tags,
         "paths": paths,
         "components": {
             "schemas": schemas,
@@ -481,54 +296,56 @@ fn batch_request(config: &QueryConfig) -> Json {
     })
 }
 
-/// The path parameters of a route template, in order (`{user_id}` → `user_id`).
-fn path_params(path: &str) -> Vec<&str> {
-    path.split('/')
-        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
-        .collect()
-}
-
-fn path_param(name: &str) -> Json {
-    let what = match name {
-        "user_id" => "The user's id (the `sub` of a `user` token).",
-        "content_id" => "The content's id.",
-        "program_id" => "The programme's content id.",
-        "order_id" => "The order's id.",
-        "buyer_id" => "The buyer's user id (the `sub` of a `user` token).",
-        "seller_id" => "The seller's id (the `sub` of a `seller` token).",
-        "sku" => "The product's sku.",
-        _ => "An id.",
-    };
+fn path_param(param: &Param) -> Json {
     json!({
-        "name": name,
+        "name": param.name,
         "in": "path",
         "required": true,
         "description": format!(
-            "{what} 1 to {MAX_ID_BYTES} bytes of UTF-8, percent-encoded once (a `/` is sent as \
+            "{} 1 to {MAX_ID_BYTES} bytes of UTF-8, percent-encoded once (a `/` is sent as \
              `%2F`), no control characters, not `.` or `..`; else 400 `invalid_parameter` naming \
-             it."
+             it.",
+            param.description
         ),
         "schema": id_schema(),
     })
 }
 
+/// `a`, `a, b`: each name in backquotes.
+fn quoted_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn position_param(route: &Route, config: &QueryConfig) -> Json {
-    let reads = projection_of(route.path)
-        .map(|projection| {
-            let topics = fleuve_projections::model(projection)
-                .map(|m| m.topics)
-                .map(|topics| {
-                    let names: Vec<String> = topics.iter().map(|t| format!("`{t}`")).collect();
-                    let plural = if names.len() == 1 { "topic" } else { "topics" };
-                    format!("{plural} {}", names.join(", "))
-                })
-                .unwrap_or_default();
-            format!(
-                " This route reads the `{projection}` projection (from {topics}): a token of \
-                 another topic is satisfied at once."
-            )
-        })
-        .unwrap_or_default();
+    let reads = if route.reads.is_empty() {
+        String::new()
+    } else {
+        let topics: Vec<&str> = route
+            .reads
+            .iter()
+            .flat_map(|m| m.topics.iter().copied())
+            .fold(Vec::new(), |mut all, t| {
+                if !all.contains(&t) {
+                    all.push(t);
+                }
+                all
+            });
+        let plural = if topics.len() == 1 { "topic" } else { "topics" };
+        let projections = if route.reads.len() == 1 {
+            "projection"
+        } else {
+            "projections"
+        };
+        format!(
+            " This route reads the {} {projections} (from {plural} {}): a token of another topic \
+             is satisfied at once.",
+            quoted_list(route.reads.iter().map(|m| m.name)),
+            quoted_list(topics.into_iter())
+        )
+    };
     json!({
         "name": "X-Fleuve-Position",
         "in": "header",
@@ -550,8 +367,9 @@ fn position_param(route: &Route, config: &QueryConfig) -> Json {
     })
 }
 
-/// The `snapshot` query parameter of a route reading `projection`.
-fn snapshot_param(projection: &str) -> Json {
+/// The `snapshot` query parameter of a route whose snapshots are those of `model`.
+fn snapshot_param(route: &Route, model: &ReadModel) -> Json {
+    let projection = model.name;
     json!({
         "name": SNAPSHOT_PARAM,
         "in": "query",
@@ -560,7 +378,7 @@ fn snapshot_param(projection: &str) -> Json {
             "Read the snapshot of that name of the `{projection}` projection (a build as of a \
              past instant, frozen; made with `fleuve rebuild {projection} --as-of TIME --name \
              NAME`, listed with `fleuve rebuild list {projection}`) instead of the live one. \
-             Pages and cursors work as on the live projection{catalog}. The answer carries \
+             Pages and cursors work as on the live projection{note}. The answer carries \
              `X-Fleuve-Snapshot` and `X-Fleuve-As-Of`; a 200 to a `GET` is `Cache-Control: \
              private, max-age={SNAPSHOT_MAX_AGE_SECS}`. A name that is not 1 to {} characters \
              among `a-z`, `0-9`, `-`, `_`, `.` (starting with a letter or digit), or given twice, \
@@ -568,11 +386,7 @@ fn snapshot_param(projection: &str) -> Json {
              built snapshot of is a 404 `unknown_snapshot` (the message lists those it has); \
              with `X-Fleuve-Position` it is a 400 `snapshot_with_position`.",
             fleuve_projections::versions::MAX_SNAPSHOT_NAME,
-            catalog = if projection == fleuve_projections::catalog::PROJECTION {
-                "; availability is evaluated at the snapshot's instant"
-            } else {
-                ""
-            },
+            note = route.docs.snapshot,
         ),
         "schema": {
             "type": "string",
@@ -629,18 +443,18 @@ fn list_params(config: &QueryConfig) -> [Json; 2] {
 fn security(access: Access) -> Json {
     match access {
         // Open: no token, or any valid one.
-        Access::Catalog => json!([{}, {BEARER: []}]),
+        Access::Open => json!([{}, {BEARER: []}]),
         Access::User => json!([{BEARER: [USER, ADMIN]}]),
         Access::Seller => json!([{BEARER: [SELLER, ADMIN]}]),
-        Access::Order | Access::Inventory => json!([{BEARER: [USER, SELLER, ADMIN]}]),
+        Access::Parties { .. } | Access::Accounts => json!([{BEARER: [USER, SELLER, ADMIN]}]),
     }
 }
 
 /// Who may call a route, in words (the rules of the crate docs, "Authorization").
 fn who(route: &Route) -> String {
-    let id = path_params(route.path).first().copied().unwrap_or("id");
+    let id = route.params.first().map_or("id", |p| p.name);
     let rule = match route.access {
-        Access::Catalog => {
+        Access::Open => {
             let hidden = match route.shape {
                 Shape::One => "a 404, with the message of an unknown id",
                 Shape::List => "left out of the listing",
@@ -662,14 +476,14 @@ fn who(route: &Route) -> String {
             "a token with the `{SELLER}` scope whose `sub` is the path's `{id}`, or a token with the \
              `{ADMIN}` scope. No token: 401 `unauthorized`; any other token: 403 `forbidden`."
         ),
-        Access::Order => format!(
-            "a token with the `{ADMIN}` scope, a `{USER}` token whose `sub` is the order's \
+        Access::Parties { row } => format!(
+            "a token with the `{ADMIN}` scope, a `{USER}` token whose `sub` is the {row}'s \
              buyer, or a `{SELLER}` token whose `sub` is its seller. No token: 401 \
              `unauthorized`. A token with none of `{USER}`, `{SELLER}`, `{ADMIN}` is refused \
-             (403) before the order is read; for the others an absent order is a 404 and someone \
-             else's a 403 (order ids are meant to be unguessable)."
+             (403) before the {row} is read; for the others an absent {row} is a 404 and someone \
+             else's a 403 ({row} ids are meant to be unguessable)."
         ),
-        Access::Inventory => format!(
+        Access::Accounts => format!(
             "any token with the `{USER}`, `{SELLER}` or `{ADMIN}` scope. No token: 401 \
              `unauthorized`; a token with none of them (a `{PARTNER}` token, say): 403 \
              `forbidden`."
@@ -682,25 +496,22 @@ fn who(route: &Route) -> String {
 }
 
 fn operation(route: &Route, answer: Json, config: &QueryConfig) -> Json {
-    let mut parameters: Vec<Json> = path_params(route.path)
-        .into_iter()
-        .map(path_param)
-        .collect();
+    let mut parameters: Vec<Json> = route.params.iter().map(path_param).collect();
     if route.shape == Shape::List {
         parameters.extend(list_params(config));
     }
-    if let Some(projection) = projection_of(route.path) {
-        parameters.push(snapshot_param(projection));
+    if let Some(model) = route.snapshot_model() {
+        parameters.push(snapshot_param(route, model));
     }
     parameters.push(position_param(route, config));
-    if route.method == "get" {
+    if route.method == Verb::Get {
         parameters.push(if_none_match_param());
     }
     let mut op = json!({
-        "operationId": route.operation_id,
-        "summary": route.summary,
-        "description": format!("{}\n\n{}", route.description, who(route)),
-        "tags": [route.tag],
+        "operationId": route.docs.operation_id,
+        "summary": route.docs.summary,
+        "description": format!("{}\n\n{}", route.docs.description, who(route)),
+        "tags": [route.docs.tag.name],
         "security": security(route.access),
         "parameters": parameters,
         "responses": responses(route, answer, config),
@@ -750,21 +561,20 @@ fn bullets(items: &[String]) -> String {
 }
 
 fn responses(route: &Route, answer: Json, config: &QueryConfig) -> Json {
-    let get = route.method == "get";
-    let catalog = route.access == Access::Catalog;
-    let cache_control = if !get {
-        "`no-store`.".to_owned()
-    } else if catalog {
-        format!(
-            "`public, max-age={CATALOG_MAX_AGE_SECS}` for a request without `Authorization`, \
-             `private, max-age={CATALOG_MAX_AGE_SECS}` for one with it (answers differ per \
-             partner)."
-        )
-    } else {
-        "`private, no-cache`: keep it, but revalidate each time (cheap with `If-None-Match`)."
-            .to_owned()
+    let get = route.method == Verb::Get;
+    let open = route.access == Access::Open;
+    let cache_control = match route.cache {
+        Cache::NoStore => "`no-store`.".to_owned(),
+        Cache::PerCaller { max_age_secs } => format!(
+            "`public, max-age={max_age_secs}` for a request without `Authorization`, \
+             `private, max-age={max_age_secs}` for one with it (answers differ per partner)."
+        ),
+        Cache::Revalidate => {
+            "`private, no-cache`: keep it, but revalidate each time (cheap with `If-None-Match`)."
+                .to_owned()
+        }
     };
-    let snapshots = projection_of(route.path).is_some();
+    let snapshots = route.snapshot_model().is_some();
     let cache_control = if snapshots && get {
         format!(
             "{cache_control} Read from a `snapshot`: `private, max-age={SNAPSHOT_MAX_AGE_SECS}` \
@@ -786,7 +596,7 @@ fn responses(route: &Route, answer: Json, config: &QueryConfig) -> Json {
     if get {
         ok_headers.insert("ETag".to_owned(), header_ref("ETag"));
     }
-    if catalog {
+    if route.access.varies_by_token() {
         ok_headers.insert("Vary".to_owned(), header_ref("Vary"));
     }
     let mut out = Map::new();
@@ -810,7 +620,7 @@ fn responses(route: &Route, answer: Json, config: &QueryConfig) -> Json {
     }
 
     let mut refused = Vec::new();
-    if !path_params(route.path).is_empty() {
+    if !route.params.is_empty() {
         refused.push(
             "a path id (`field` names it; for an id that is not UTF-8 once decoded, the message \
              does)"
@@ -873,13 +683,13 @@ fn responses(route: &Route, answer: Json, config: &QueryConfig) -> Json {
         "400".to_owned(),
         error(format!("Bad request.\n\n{}", bullets(&bad)), &[]),
     );
-    let unauthorized = if catalog {
+    let unauthorized = if open {
         "`invalid_token`: the token sent does not verify (no token is needed here).".to_owned()
     } else {
         "`unauthorized`: no token. `invalid_token`: the token does not verify.".to_owned()
     };
     out.insert("401".to_owned(), error(unauthorized, &["WWW-Authenticate"]));
-    if !catalog {
+    if !open {
         out.insert(
             "403".to_owned(),
             error(
@@ -1076,7 +886,7 @@ mod tests {
     fn every_route_of_the_router_is_documented_and_no_other() {
         let router = router_paths();
         assert!(router.len() >= 10, "found only {router:?}");
-        let listed: BTreeSet<String> = ROUTES.iter().map(|r| r.path.to_owned()).collect();
+        let listed: BTreeSet<String> = TABLE.iter().map(|r| r.path.to_owned()).collect();
         assert_eq!(listed, router);
         let doc = document(&QueryConfig::default());
         let documented: BTreeSet<String> = doc["paths"]
@@ -1087,8 +897,8 @@ mod tests {
             .cloned()
             .collect();
         assert_eq!(documented, router);
-        let ids: BTreeSet<&str> = ROUTES.iter().map(|r| r.operation_id).collect();
-        assert_eq!(ids.len(), ROUTES.len(), "operation ids are unique");
+        let ids: BTreeSet<&str> = TABLE.iter().map(|r| r.docs.operation_id).collect();
+        assert_eq!(ids.len(), TABLE.iter().count(), "operation ids are unique");
     }
 
     #[test]
@@ -1201,8 +1011,8 @@ mod tests {
     #[test]
     fn every_operation_says_who_may_call_it_and_documents_its_answers() {
         let doc = document(&QueryConfig::default());
-        for route in ROUTES {
-            let op = &doc["paths"][route.path][route.method];
+        for route in TABLE.iter() {
+            let op = &doc["paths"][route.path][route.method.openapi()];
             let description = op["description"].as_str().unwrap();
             assert!(
                 description.contains("**Who may call it**"),
@@ -1216,18 +1026,18 @@ mod tests {
             }
             assert_eq!(
                 statuses.contains("304"),
-                route.method == "get",
+                route.method == Verb::Get,
                 "{}",
                 route.path
             );
             assert_eq!(
                 statuses.contains("403"),
-                route.access != Access::Catalog,
+                route.access != Access::Open,
                 "{}",
                 route.path
             );
             // Every `/v1` route reads a projection, hence `unknown_snapshot`.
-            assert!(projection_of(route.path).is_some(), "{}", route.path);
+            assert!(route.snapshot_model().is_some(), "{}", route.path);
             assert!(statuses.contains("404"), "{}", route.path);
             for status in ["413", "415"] {
                 assert_eq!(
@@ -1243,8 +1053,8 @@ mod tests {
             }
             let ok = &responses["200"]["headers"];
             assert!(ok["Cache-Control"].is_object());
-            assert_eq!(ok["ETag"].is_object(), route.method == "get");
-            assert_eq!(ok["Vary"].is_object(), route.access == Access::Catalog);
+            assert_eq!(ok["ETag"].is_object(), route.method == Verb::Get);
+            assert_eq!(ok["Vary"].is_object(), route.access == Access::Open);
             let names: Vec<&str> = op["parameters"]
                 .as_array()
                 .unwrap()
@@ -1254,8 +1064,8 @@ mod tests {
             assert!(names.contains(&"X-Fleuve-Position"), "{}", route.path);
             assert!(names.contains(&"snapshot"), "{}", route.path);
             assert!(ok["X-Fleuve-Snapshot"].is_object(), "{}", route.path);
-            for param in path_params(route.path) {
-                assert!(names.contains(&param), "{} {param}", route.path);
+            for param in route.params {
+                assert!(names.contains(&param.name), "{} {}", route.path, param.name);
             }
         }
         assert_eq!(

@@ -24,7 +24,7 @@ use fleuve_service::ReadyFlag;
 use prometheus::{IntGaugeVec, Opts};
 use rdkafka::consumer::BaseConsumer;
 
-use crate::LagConfig;
+use crate::config::LagConfig;
 use fleuve_projections::MODELS;
 
 const PING_EVERY: Duration = Duration::from_secs(1);

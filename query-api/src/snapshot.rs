@@ -4,20 +4,23 @@
 //! frozen and kept under a name (`fleuve rebuild <projection> --as-of TIME [--name NAME]`
 //! makes one, `fleuve rebuild list <projection>` lists them; see
 //! [`fleuve_projections::versions`]). Any `/v1` read takes `snapshot=<name>` among its query
-//! parameters and is then answered from the snapshot of the projection its route reads
-//! (the same mapping as [`crate::consistency`]), with the same shapes, pages and cursors as
-//! a live read. The answer carries `X-Fleuve-Snapshot: <name>` and, when the snapshot has
-//! one, `X-Fleuve-As-Of: <instant>` (RFC 3339 UTC with milliseconds); a `200` to a `GET`
-//! is `Cache-Control: private, max-age=3600`, since a snapshot never changes. Catalog
-//! availability is evaluated at the snapshot's instant rather than the request's.
+//! parameters and is then answered from the snapshot of the read model its route reads (as
+//! the route table declares it, the same as for [`crate::consistency`]), with the same
+//! shapes, pages and cursors as a live read. The answer carries `X-Fleuve-Snapshot: <name>`
+//! and, when the snapshot has one, `X-Fleuve-As-Of: <instant>` (RFC 3339 UTC with
+//! milliseconds); a `200` to a `GET` is `Cache-Control: private, max-age=3600`, since a
+//! snapshot never changes. Catalog availability is evaluated at the snapshot's instant
+//! rather than the request's.
 //!
 //! The middleware runs before the routes (and so before their read-your-writes wait): it
 //! takes the `snapshot` pair out of the query string (the other pairs are kept as sent, in
-//! order), so the routes' strict parameter check never sees it, and runs the rest of the
-//! request inside [`fleuve_projections::versions::read_snapshot`]. That reaches the snapshot
-//! only when the router's store is
-//! [`Versions::readers`](fleuve_projections::versions::Versions::readers) of
-//! [`crate::QueryConfig::versions`]; the `fleuve` binary builds it so.
+//! order), so the routes' strict parameter check never sees it, looks the snapshot up and
+//! puts its store and instant in the request's extensions, where the handlers read them
+//! instead of the live projections. That store is the snapshot's version of the route's
+//! one read model (a table of any other model would be read in the base store, not in its
+//! reader version: a route reads only the tables of the models it declares). Snapshots
+//! exist only when the router is built over [`Source::Versions`](crate::Source::Versions);
+//! the `fleuve` binary builds it so.
 //!
 //! Refusals, in this order (a token, when sent, is verified first: 401 `invalid_token`):
 //!
@@ -36,9 +39,12 @@ use fleuve_projections::versions::{self, VersionError};
 use fleuve_service::ApiError;
 
 use crate::access::Caller;
-use crate::consistency::{projection_of, POSITION_HEADER};
-use crate::routes::{quoted, rfc3339_millis_clamped, store_error};
-use crate::AppState;
+use crate::consistency::POSITION_HEADER;
+use crate::failure::store_error;
+use crate::input::quoted;
+use crate::state::{AppState, Reading};
+use crate::table::Declared;
+use crate::views::rfc3339_millis_clamped;
 
 /// The query parameter naming the snapshot to read.
 pub const SNAPSHOT_PARAM: &str = "snapshot";
@@ -48,17 +54,6 @@ pub const SNAPSHOT_HEADER: &str = "x-fleuve-snapshot";
 pub const AS_OF_HEADER: &str = "x-fleuve-as-of";
 /// `max-age` of a `200` read from a snapshot, in seconds: a snapshot never changes.
 pub const SNAPSHOT_MAX_AGE_SECS: u32 = 3600;
-
-tokio::task_local! {
-    /// The instant of the snapshot being read, in ms since the Unix epoch.
-    static AS_OF: i64;
-}
-
-/// The instant of the snapshot the current request reads, if it reads one that has one
-/// (catalog availability is evaluated at it).
-pub(crate) fn as_of_ms() -> Option<i64> {
-    AS_OF.try_with(|t| *t).ok()
-}
 
 fn invalid(message: String) -> ApiError {
     ApiError::bad_request("invalid_parameter", message).with_field(SNAPSHOT_PARAM)
@@ -78,46 +73,16 @@ fn no_snapshots(route: &str) -> Response {
     .into_response()
 }
 
-/// Decodes one `application/x-www-form-urlencoded` name or value as the routes' query
-/// extractor does: `+` is a space, `%XX` a byte, invalid UTF-8 replaced.
-fn form_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        char::from(b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    }
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let mut ahead = bytes.clone();
-                match (ahead.next().and_then(hex), ahead.next().and_then(hex)) {
-                    (Some(high), Some(low)) => {
-                        out.push((high << 4) | low);
-                        bytes = ahead;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The `snapshot` values of a query string (decoded) and the query string without them
-/// (`None` when nothing is left); `None` when it names no snapshot.
+/// The `snapshot` values of a query string (decoded as the routes' query extractor decodes
+/// `application/x-www-form-urlencoded`) and the query string without them (`None` when
+/// nothing is left); `None` when it names no snapshot.
 fn split_query(query: &str) -> Option<(Vec<String>, Option<String>)> {
     let mut names = Vec::new();
     let mut kept = Vec::new();
     for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if !pair.is_empty() && form_decode(name) == SNAPSHOT_PARAM {
-            names.push(form_decode(value));
-        } else {
-            kept.push(pair);
+        match form_urlencoded::parse(pair.as_bytes()).next() {
+            Some((name, value)) if name == SNAPSHOT_PARAM => names.push(value.into_owned()),
+            _ => kept.push(pair),
         }
     }
     if names.is_empty() {
@@ -179,13 +144,18 @@ pub(crate) async fn read_snapshot(
             .into_response()
         }
     };
-    let route = req
+    let Some(model) = req
         .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
-    let Some(projection) = projection_of(&route) else {
-        return no_snapshots(&route);
+        .get::<Declared>()
+        .and_then(|d| d.route.snapshot_model())
+    else {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| req.uri().path(), MatchedPath::as_str);
+        return no_snapshots(route);
     };
+    let projection = model.name;
     if let Err(e) = versions::check_snapshot_name(&name) {
         return invalid(e.to_string()).into_response();
     }
@@ -196,7 +166,7 @@ pub(crate) async fn read_snapshot(
         )
         .into_response();
     }
-    let Some(versions) = state.config.versions.as_ref() else {
+    let Some(versions) = state.versions.as_ref() else {
         return unknown(format!(
             "this query API has no snapshots: `{name}` cannot be read (it serves the live \
              projections only)"
@@ -208,7 +178,13 @@ pub(crate) async fn read_snapshot(
         Err(e @ VersionError::UnknownSnapshot { .. }) => {
             return unknown(e.to_string()).into_response()
         }
-        Err(VersionError::UnknownProjection { .. }) => return no_snapshots(&route),
+        Err(VersionError::UnknownProjection { .. }) => {
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or_else(|| req.uri().path(), MatchedPath::as_str);
+            return no_snapshots(route);
+        }
         Err(VersionError::Store(e)) => return store_error(e).into_response(),
         Err(e) => {
             tracing::error!(error = %e, projection, snapshot = %name, "snapshot lookup failed");
@@ -225,11 +201,11 @@ pub(crate) async fn read_snapshot(
         Err(e) => return e.into_response(),
     }
     let cacheable = matches!(*req.method(), Method::GET | Method::HEAD);
-    let read = versions::read_snapshot(projection, store, next.run(req));
-    let mut resp = match info.as_of_ms {
-        Some(t) => AS_OF.scope(t, read).await,
-        None => read.await,
-    };
+    req.extensions_mut().insert(Reading {
+        store,
+        as_of_ms: info.as_of_ms,
+    });
+    let mut resp = next.run(req).await;
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&name) {
         headers.insert(HeaderName::from_static(SNAPSHOT_HEADER), v);
@@ -279,12 +255,16 @@ mod tests {
 
     #[test]
     fn form_decoding() {
-        assert_eq!(form_decode("a+b%20c"), "a b c");
-        assert_eq!(form_decode("%"), "%");
-        assert_eq!(form_decode("%4"), "%4");
-        assert_eq!(form_decode("%zz1"), "%zz1");
-        assert_eq!(form_decode("%C3%A9t%C3%A9"), "été");
-        assert_eq!(form_decode("%FF"), "\u{fffd}");
+        let decoded = |value: &str| {
+            let (names, _) = split_query(&format!("snapshot={value}")).unwrap();
+            names.into_iter().next().unwrap()
+        };
+        assert_eq!(decoded("a+b%20c"), "a b c");
+        assert_eq!(decoded("%"), "%");
+        assert_eq!(decoded("%4"), "%4");
+        assert_eq!(decoded("%zz1"), "%zz1");
+        assert_eq!(decoded("%C3%A9t%C3%A9"), "été");
+        assert_eq!(decoded("%FF"), "\u{fffd}");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Who may read what: every route × every kind of caller, with the exact status, error code
 //! and challenge of each cell.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails at once on what it does not expect"
+)]
 
 mod common;
 

@@ -2,8 +2,6 @@
 //! is the crate documentation's (`src/lib.rs`, "Errors"), status for status, and every code
 //! the OpenAPI document names for an error answer is in it, under the same status.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeSet;
 
 use fleuve_query_api::openapi;

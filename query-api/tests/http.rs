@@ -1,7 +1,11 @@
 //! The query API over a real embedded store, through `tower::ServiceExt::oneshot`.
 
 // Test helpers outside #[test] functions unwrap too: a failure is a test failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails at once on what it does not expect"
+)]
 
 mod common;
 

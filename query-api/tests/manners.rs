@@ -3,7 +3,10 @@
 //! error shape and `X-Fleuve-Position` waits (more in `read_your_writes.rs`; `/readyz` is
 //! in `readiness.rs`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails at once on what it does not expect"
+)]
 
 mod common;
 

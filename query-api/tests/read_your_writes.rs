@@ -4,7 +4,10 @@
 //! where the projection stands), and a read with positions on several partitions waits for
 //! every one of them, however the tokens are sent.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails at once on what it does not expect"
+)]
 
 mod common;
 

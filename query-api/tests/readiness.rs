@@ -3,8 +3,6 @@
 //! (`not_ready`, the reason as message). The store is a real embedded store behind a
 //! `FaultyStore` that makes it fail; the lag is measured against a `MockCluster`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod common;
 
 use std::time::{Duration, Instant};

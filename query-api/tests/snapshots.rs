@@ -1,8 +1,10 @@
 //! `?snapshot=<name>` over a real embedded store: the live projection is version 1 (plain
 //! tables), a snapshot is version 2 written through its namespaced view and described in
-//! the versions table, and the router reads through `Versions::readers` as the `fleuve`
-//! binary builds it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! the versions table, and the router reads the versions as the `fleuve` binary builds it.
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails at once on what it does not expect"
+)]
 
 mod common;
 
@@ -16,7 +18,7 @@ use fleuve_kafka::{topics, Position};
 use fleuve_projections::catalog::{self as catalog_model, ContentKind};
 use fleuve_projections::progress as progress_model;
 use fleuve_projections::versions::{Namespaced, VersionInfo, VersionKind, VersionState, Versions};
-use fleuve_query_api::{openapi, router_with, QueryConfig};
+use fleuve_query_api::{openapi, router_with, QueryConfig, Source};
 use fleuve_service::auth::{AuthConfig, Authenticator};
 use serde_json::{json, Value};
 
@@ -589,11 +591,8 @@ async fn a_route_without_a_projection_has_no_snapshots() {
     let (app, versions) = App::versioned(QueryConfig::default()).await;
     let extra = Router::new().route("/v1/hello", get_route(|| async { "hello" }));
     let router = router_with(
-        versions.readers(),
-        QueryConfig {
-            versions: Some(versions.clone()),
-            ..QueryConfig::default()
-        },
+        Source::Versions(versions.clone()),
+        QueryConfig::default(),
         extra,
     );
     let plain = get(&router, "/v1/hello", None).await;

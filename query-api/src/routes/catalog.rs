@@ -8,47 +8,162 @@
 use std::collections::HashSet;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{middleware, Json, Router};
-use fleuve_projections::catalog::{self, ContentKind, EpisodeEntry, PublishedContent};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::routing::on;
+use axum::Json;
+use fleuve_projections::catalog::{
+    self, ContentKind, DistributionRight, EpisodeEntry, PublishedContent,
+};
 use fleuve_service::ApiError;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{
-    check_id, now_ms, page_request, path_error, query_params, quoted, rfc3339_millis,
-    rfc3339_millis_clamped, store_error, validate_id, Failure, ListView, LIST_PARAMS,
-};
-use crate::access::{Caller, CatalogView};
+use super::ids::CONTENT_ID;
+use crate::access::{Caller, ADMIN, PARTNER};
+use crate::config::QueryConfig;
 use crate::consistency::Positions;
-use crate::openapi::string_enum;
-use crate::{AppState, QueryConfig};
+use crate::failure::{store_error, Failure};
+use crate::input::{check_id, page_request, path_error, quoted, validate_id, Params, MAX_ID_BYTES};
+use crate::state::{AppState, Reading};
+use crate::table::{Access, Cache, Docs, Param, Route, Shape, Tag, Verb};
+use crate::views::{rfc3339_millis, rfc3339_millis_clamped, string_enum, ListView};
 
-/// Path of the batch read (a literal `:` in the segment; axum 0.8 captures are `{…}`).
-pub(super) const BATCH_GET_PATH: &str = "/v1/catalog/contents:batchGet";
+const TAG: Tag = Tag {
+    name: "catalog",
+    description: "Contents publishable now (open to anyone).",
+};
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/catalog/contents/{content_id}", get(get_content))
-        .route(BATCH_GET_PATH, post(batch_get))
-        .route(
-            "/v1/catalog/programs/{program_id}/episodes",
-            get(list_episodes),
-        )
-        .route_layer(middleware::map_response(vary_authorization))
+/// `max-age` of catalog answers, in seconds.
+const MAX_AGE_SECS: u32 = 10;
+
+/// Added to the `snapshot` parameter of every catalog route.
+const AS_OF: &str = "; availability is evaluated at the snapshot's instant";
+
+pub(super) const ROUTES: &[Route] = &[
+    Route {
+        method: Verb::Get,
+        path: "/v1/catalog/contents/{content_id}",
+        reads: &[&catalog::MODEL],
+        access: Access::Open,
+        cache: Cache::PerCaller {
+            max_age_secs: MAX_AGE_SECS,
+        },
+        shape: Shape::One,
+        params: &[CONTENT_ID],
+        answer: SchemaGenerator::subschema_for::<ContentView>,
+        docs: Docs {
+            operation_id: "getContent",
+            tag: &TAG,
+            summary: "One content publishable now",
+            description: "Availability is evaluated at the instant of the request: a content \
+                          that is unknown, unpublished, deleted or outside its availability \
+                          window is a 404.",
+            data: "the catalog",
+            snapshot: AS_OF,
+        },
+        handler: |m| on(m, get_content),
+    },
+    Route {
+        method: Verb::Post,
+        // A literal `:` in the segment; axum 0.8 captures are `{…}`.
+        path: "/v1/catalog/contents:batchGet",
+        reads: &[&catalog::MODEL],
+        access: Access::Open,
+        cache: Cache::NoStore,
+        shape: Shape::Batch,
+        params: &[],
+        answer: SchemaGenerator::subschema_for::<BatchView>,
+        docs: Docs {
+            operation_id: "batchGetContents",
+            tag: &TAG,
+            summary: "Several contents publishable now",
+            description: "The `:` of the path is literal. The contents found are in `items`, \
+                          the ids the caller cannot read now (unknown, unpublished, deleted, \
+                          outside their window) in `missing`; both follow the order asked, and \
+                          an id asked twice is answered once. Availability is evaluated at the \
+                          instant of the request.",
+            data: "the catalog",
+            snapshot: AS_OF,
+        },
+        handler: |m| on(m, batch_get),
+    },
+    Route {
+        method: Verb::Get,
+        path: "/v1/catalog/programs/{program_id}/episodes",
+        reads: &[&catalog::MODEL],
+        access: Access::Open,
+        cache: Cache::PerCaller {
+            max_age_secs: MAX_AGE_SECS,
+        },
+        shape: Shape::List,
+        params: &[Param {
+            name: "program_id",
+            description: "The programme's content id.",
+        }],
+        answer: SchemaGenerator::subschema_for::<ListView<EpisodeView>>,
+        docs: Docs {
+            operation_id: "listEpisodes",
+            tag: &TAG,
+            summary: "A programme's seasons, episodes and clips",
+            description: "The programme's seasons, episodes and clips publishable now, in \
+                          listing order. A page may hold fewer than `limit` entries, even none \
+                          with a `next_cursor`: entries whose window closed since the catalog \
+                          timer's last run and, for a partner, entries without its right are \
+                          left out of their page. Follow `next_cursor` until it is `null`. A \
+                          programme without entries has an empty list.",
+            data: "the catalog",
+            snapshot: AS_OF,
+        },
+        handler: |m| on(m, list_episodes),
+    },
+];
+
+/// What part of the catalog a caller sees. The catalog is open: anonymous callers read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CatalogView {
+    /// Every publishable content, with every distribution right: [`ADMIN`], or
+    /// authentication off.
+    All,
+    /// The publishable contents with a distribution right for this partner, with that
+    /// right only: a [`PARTNER`] token without [`ADMIN`].
+    Partner(String),
+    /// Every publishable content, without distribution rights: anonymous callers and other
+    /// tokens.
+    Public,
 }
 
-/// Answers differ per token (a partner sees only its contents): caches must key on it.
-async fn vary_authorization(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .append(header::VARY, HeaderValue::from_static("Authorization"));
-    response
+impl CatalogView {
+    fn of(caller: &Caller) -> Self {
+        match caller {
+            Caller::Open => CatalogView::All,
+            Caller::Anonymous => CatalogView::Public,
+            Caller::Token(c) if c.has_scope(ADMIN) => CatalogView::All,
+            Caller::Token(c) if c.has_scope(PARTNER) => CatalogView::Partner(c.sub.clone()),
+            Caller::Token(_) => CatalogView::Public,
+        }
+    }
+
+    /// Whether the caller sees this (publishable) content.
+    fn shows(&self, content: &PublishedContent) -> bool {
+        match self {
+            CatalogView::All | CatalogView::Public => true,
+            CatalogView::Partner(p) => content.rights.iter().any(|r| &r.partner == p),
+        }
+    }
+
+    /// The distribution rights of a content the caller sees; `None` when it sees none.
+    fn rights<'c>(&self, content: &'c PublishedContent) -> Option<Vec<&'c DistributionRight>> {
+        match self {
+            CatalogView::All => Some(content.rights.iter().collect()),
+            CatalogView::Partner(p) => {
+                Some(content.rights.iter().filter(|r| &r.partner == p).collect())
+            }
+            CatalogView::Public => None,
+        }
+    }
 }
 
 /// The name fronts see for a kind (`EPISODE`).
@@ -218,17 +333,17 @@ fn not_publishable(content_id: &str, view: &CatalogView) -> ApiError {
 
 async fn get_content(
     caller: Caller,
-    State(state): State<AppState>,
+    reading: Reading,
     path: Result<Path<String>, PathRejection>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    params: Params,
     positions: Positions,
 ) -> Result<Json<ContentView>, Failure> {
     let Path(content_id) = path.map_err(path_error)?;
     validate_id("content_id", &content_id)?;
-    query_params(query, &[])?;
-    positions.wait(&state).await?;
+    params.check()?;
+    positions.wait().await?;
     let view = CatalogView::of(&caller);
-    let content = catalog::get(&*state.store, &content_id, now_ms())
+    let content = catalog::get(&*reading.store, &content_id, reading.now_ms())
         .await
         .map_err(store_error)?
         .filter(|c| view.shows(c));
@@ -275,7 +390,7 @@ fn body_error(rejection: BytesRejection, config: &QueryConfig) -> ApiError {
                 "request body is larger than {} bytes; send at most {} ids of at most {} bytes each",
                 config.max_body_bytes,
                 config.max_batch_ids,
-                super::MAX_ID_BYTES
+                MAX_ID_BYTES
             ),
         )
     } else {
@@ -372,19 +487,20 @@ fn parse_ids(body: &[u8], max: usize) -> Result<Vec<String>, ApiError> {
 async fn batch_get(
     caller: Caller,
     State(state): State<AppState>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    reading: Reading,
+    params: Params,
     positions: Positions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BatchView>, Failure> {
     let max = state.config.max_batch_ids;
-    query_params(query, &[])?;
+    params.check()?;
     check_content_type(&headers)?;
     let body = body.map_err(|r| body_error(r, &state.config))?;
     let ids = parse_ids(&body, max)?;
-    positions.wait(&state).await?;
+    positions.wait().await?;
     let view = CatalogView::of(&caller);
-    let batch = catalog::get_many(&*state.store, &ids, now_ms())
+    let batch = catalog::get_many(&*reading.store, &ids, reading.now_ms())
         .await
         .map_err(store_error)?;
     let items: Vec<PublishedContent> = batch.items.into_iter().filter(|c| view.shows(c)).collect();
@@ -407,17 +523,18 @@ async fn batch_get(
 async fn list_episodes(
     caller: Caller,
     State(state): State<AppState>,
+    reading: Reading,
     path: Result<Path<String>, PathRejection>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    params: Params,
     positions: Positions,
 ) -> Result<Json<ListView<EpisodeView>>, Failure> {
     let Path(program_id) = path.map_err(path_error)?;
     validate_id("program_id", &program_id)?;
-    let page = page_request(query_params(query, LIST_PARAMS)?, &state.config)?;
-    positions.wait(&state).await?;
+    let page = page_request(params.check()?, &state.config)?;
+    positions.wait().await?;
     let view = CatalogView::of(&caller);
-    let now = now_ms();
-    let mut rows = catalog::list_episodes(&*state.store, &program_id, &page, now)
+    let now = reading.now_ms();
+    let mut rows = catalog::list_episodes(&*reading.store, &program_id, &page, now)
         .await
         .map_err(store_error)?;
     if let CatalogView::Partner(_) = view {
@@ -425,7 +542,7 @@ async fn list_episodes(
         // those with a right for the partner. The page may then hold fewer than `limit`.
         if !rows.items.is_empty() {
             let ids: Vec<String> = rows.items.iter().map(|e| e.content_id.clone()).collect();
-            let batch = catalog::get_many(&*state.store, &ids, now)
+            let batch = catalog::get_many(&*reading.store, &ids, now)
                 .await
                 .map_err(store_error)?;
             let allowed: HashSet<String> = batch
@@ -442,7 +559,39 @@ async fn list_episodes(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
+    use axum::http::HeaderValue;
+    use fleuve_service::auth::Claims;
+
     use super::*;
+    use crate::access::USER;
+
+    fn token(sub: &str, scopes: &[&str]) -> Caller {
+        Caller::Token(Claims {
+            sub: sub.to_owned(),
+            scopes: scopes
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<BTreeSet<_>>(),
+            expires_at: 0,
+        })
+    }
+
+    #[test]
+    fn catalog_views() {
+        assert_eq!(CatalogView::of(&Caller::Open), CatalogView::All);
+        assert_eq!(CatalogView::of(&Caller::Anonymous), CatalogView::Public);
+        assert_eq!(
+            CatalogView::of(&token("p", &[PARTNER, ADMIN])),
+            CatalogView::All
+        );
+        assert_eq!(
+            CatalogView::of(&token("p", &[PARTNER, USER])),
+            CatalogView::Partner("p".into())
+        );
+        assert_eq!(CatalogView::of(&token("u", &[USER])), CatalogView::Public);
+    }
 
     #[test]
     fn batch_bodies() {

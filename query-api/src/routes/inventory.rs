@@ -1,22 +1,49 @@
 //! `GET /v1/inventory/{sku}`: the stock of one product.
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::extract::rejection::PathRejection;
+use axum::extract::Path;
+use axum::routing::on;
+use axum::Json;
 use fleuve_projections::inventory::{self, Stock};
 use fleuve_service::ApiError;
-use schemars::JsonSchema;
+use schemars::{JsonSchema, SchemaGenerator};
 use serde::Serialize;
 
-use super::{path_error, query_params, quoted, rfc3339_millis, store_error, validate_id, Failure};
-use crate::access::{self, Caller};
+use crate::access::Caller;
 use crate::consistency::Positions;
-use crate::AppState;
+use crate::failure::{store_error, Failure};
+use crate::input::{path_error, quoted, validate_id, Params};
+use crate::state::Reading;
+use crate::table::{Access, Cache, Declared, Docs, Param, Route, Shape, Tag, Verb};
+use crate::views::rfc3339_millis;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/v1/inventory/{sku}", get(get_stock))
-}
+const TAG: Tag = Tag {
+    name: "inventory",
+    description: "Stock levels.",
+};
+
+pub(super) const ROUTES: &[Route] = &[Route {
+    method: Verb::Get,
+    path: "/v1/inventory/{sku}",
+    reads: &[&inventory::MODEL],
+    access: Access::Accounts,
+    cache: Cache::Revalidate,
+    shape: Shape::One,
+    params: &[Param {
+        name: "sku",
+        description: "The product's sku.",
+    }],
+    answer: SchemaGenerator::subschema_for::<StockView>,
+    docs: Docs {
+        operation_id: "getStock",
+        tag: &TAG,
+        summary: "A product's stock",
+        description: "The stock of the sku. A sku no stock event has named is a 404.",
+        data: "stock levels",
+        snapshot: "",
+    },
+    handler: |m| on(m, get_stock),
+}];
 
 /// The stock of a product (sku).
 #[derive(Debug, Serialize, JsonSchema)]
@@ -45,18 +72,23 @@ impl TryFrom<Stock> for StockView {
 }
 
 async fn get_stock(
+    route: Declared,
     caller: Caller,
-    State(state): State<AppState>,
+    reading: Reading,
     path: Result<Path<String>, PathRejection>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    params: Params,
     positions: Positions,
 ) -> Result<Json<StockView>, Failure> {
     let Path(sku) = path.map_err(path_error)?;
     validate_id("sku", &sku)?;
-    access::inventory(&caller, &format!("the stock of sku `{}`", quoted(&sku)))?;
-    query_params(query, &[])?;
-    positions.wait(&state).await?;
-    match inventory::get(&*state.store, &sku)
+    route.allow(
+        &caller,
+        &sku,
+        &format!("the stock of sku `{}`", quoted(&sku)),
+    )?;
+    params.check()?;
+    positions.wait().await?;
+    match inventory::get(&*reading.store, &sku)
         .await
         .map_err(store_error)?
     {

@@ -1,30 +1,99 @@
 //! Orders: `GET /v1/orders/{order_id}`, `GET /v1/buyers/{buyer_id}/orders`,
 //! `GET /v1/sellers/{seller_id}/orders`.
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::routing::on;
+use axum::Json;
 use fleuve_projections::orders::{self, Order, OrderStatus, OrderSummary};
 use fleuve_service::ApiError;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
 
-use super::{
-    page_request, path_error, query_params, quoted, rfc3339_millis, store_error, validate_id,
-    Failure, ListView, Money, LIST_PARAMS,
-};
-use crate::access::{self, Caller};
+use crate::access::Caller;
 use crate::consistency::Positions;
-use crate::openapi::string_enum;
-use crate::AppState;
+use crate::failure::{store_error, Failure};
+use crate::input::{page_request, path_error, quoted, validate_id, Params};
+use crate::state::{AppState, Reading};
+use crate::table::{Access, Cache, Declared, Docs, Param, Route, Shape, Tag, Verb};
+use crate::views::{rfc3339_millis, string_enum, ListView, Money};
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/orders/{order_id}", get(get_order))
-        .route("/v1/buyers/{buyer_id}/orders", get(list_by_buyer))
-        .route("/v1/sellers/{seller_id}/orders", get(list_by_seller))
-}
+const TAG: Tag = Tag {
+    name: "orders",
+    description: "Orders, for their buyer and their seller.",
+};
+
+pub(super) const ROUTES: &[Route] = &[
+    Route {
+        method: Verb::Get,
+        path: "/v1/orders/{order_id}",
+        reads: &[&orders::MODEL],
+        access: Access::Parties { row: "order" },
+        cache: Cache::Revalidate,
+        shape: Shape::One,
+        params: &[Param {
+            name: "order_id",
+            description: "The order's id.",
+        }],
+        answer: SchemaGenerator::subschema_for::<OrderView>,
+        docs: Docs {
+            operation_id: "getOrder",
+            tag: &TAG,
+            summary: "One order, with its timeline",
+            description: "The order as its events made it, its timeline oldest first. \
+                          `shipment` is `null` until shipped.",
+            data: "orders",
+            snapshot: "",
+        },
+        handler: |m| on(m, get_order),
+    },
+    Route {
+        method: Verb::Get,
+        path: "/v1/buyers/{buyer_id}/orders",
+        reads: &[&orders::MODEL],
+        access: Access::User,
+        cache: Cache::Revalidate,
+        shape: Shape::List,
+        params: &[Param {
+            name: "buyer_id",
+            description: "The buyer's user id (the `sub` of a `user` token).",
+        }],
+        answer: SchemaGenerator::subschema_for::<ListView<OrderSummaryView>>,
+        docs: Docs {
+            operation_id: "listBuyerOrders",
+            tag: &TAG,
+            summary: "A buyer's orders",
+            description: "The buyer's orders, newest first. A buyer without orders has an \
+                          empty list.",
+            data: "orders",
+            snapshot: "",
+        },
+        handler: |m| on(m, list_by_buyer),
+    },
+    Route {
+        method: Verb::Get,
+        path: "/v1/sellers/{seller_id}/orders",
+        reads: &[&orders::MODEL],
+        access: Access::Seller,
+        cache: Cache::Revalidate,
+        shape: Shape::List,
+        params: &[Param {
+            name: "seller_id",
+            description: "The seller's id (the `sub` of a `seller` token).",
+        }],
+        answer: SchemaGenerator::subschema_for::<ListView<OrderSummaryView>>,
+        docs: Docs {
+            operation_id: "listSellerOrders",
+            tag: &TAG,
+            summary: "A seller's orders",
+            description: "The seller's orders, newest first. A seller without orders has an \
+                          empty list.",
+            data: "orders",
+            snapshot: "",
+        },
+        handler: |m| on(m, list_by_seller),
+    },
+];
 
 /// The schema of an order status: one of the names of [`OrderStatus::as_str`].
 fn status_schema(_: &mut SchemaGenerator) -> Schema {
@@ -203,30 +272,31 @@ impl TryFrom<OrderSummary> for OrderSummaryView {
 }
 
 async fn get_order(
+    route: Declared,
     caller: Caller,
-    State(state): State<AppState>,
+    reading: Reading,
     path: Result<Path<String>, PathRejection>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    params: Params,
     positions: Positions,
 ) -> Result<Json<OrderView>, Failure> {
     let Path(order_id) = path.map_err(path_error)?;
     validate_id("order_id", &order_id)?;
     let what = format!("order `{}`", quoted(&order_id));
-    access::any_order(&caller, &what)?;
-    query_params(query, &[])?;
+    route.allow(&caller, &order_id, &what)?;
+    params.check()?;
     let pending = positions.check()?;
     if !pending.is_empty() {
         // An order's buyer and seller never change: a caller that may not read an order
         // already there is refused now, not after the wait.
-        if let Some(order) = orders::get(&*state.store, &order_id)
+        if let Some(order) = orders::get(&*reading.store, &order_id)
             .await
             .map_err(store_error)?
         {
-            access::order(&caller, &order, &what)?;
+            route.allow_parties(&caller, &order.buyer_id, &order.seller_id, &what)?;
         }
     }
-    pending.wait(&state).await?;
-    let Some(order) = orders::get(&*state.store, &order_id)
+    pending.wait().await?;
+    let Some(order) = orders::get(&*reading.store, &order_id)
         .await
         .map_err(store_error)?
     else {
@@ -234,7 +304,7 @@ async fn get_order(
             ApiError::not_found("not_found", format!("no order `{}`", quoted(&order_id))).into(),
         );
     };
-    access::order(&caller, &order, &what)?;
+    route.allow_parties(&caller, &order.buyer_id, &order.seller_id, &what)?;
     Ok(Json(order.try_into()?))
 }
 
@@ -245,34 +315,53 @@ enum Party {
     Seller,
 }
 
+/// The inputs of a list route.
+type ListInputs = (
+    Declared,
+    Caller,
+    State<AppState>,
+    Reading,
+    Result<Path<String>, PathRejection>,
+    Params,
+    Positions,
+);
+
 async fn list_by_buyer(
+    route: Declared,
     caller: Caller,
     state: State<AppState>,
+    reading: Reading,
     path: Result<Path<String>, PathRejection>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    params: Params,
     positions: Positions,
 ) -> Result<Json<ListView<OrderSummaryView>>, Failure> {
-    list_orders(Party::Buyer, caller, state, path, query, positions).await
+    list_orders(
+        Party::Buyer,
+        (route, caller, state, reading, path, params, positions),
+    )
+    .await
 }
 
 async fn list_by_seller(
+    route: Declared,
     caller: Caller,
     state: State<AppState>,
+    reading: Reading,
     path: Result<Path<String>, PathRejection>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    params: Params,
     positions: Positions,
 ) -> Result<Json<ListView<OrderSummaryView>>, Failure> {
-    list_orders(Party::Seller, caller, state, path, query, positions).await
+    list_orders(
+        Party::Seller,
+        (route, caller, state, reading, path, params, positions),
+    )
+    .await
 }
 
 /// A buyer's or a seller's orders, newest first.
 async fn list_orders(
     party: Party,
-    caller: Caller,
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-    positions: Positions,
+    (route, caller, State(state), reading, path, params, positions): ListInputs,
 ) -> Result<Json<ListView<OrderSummaryView>>, Failure> {
     let Path(id) = path.map_err(path_error)?;
     let (field, who) = match party {
@@ -280,16 +369,16 @@ async fn list_orders(
         Party::Seller => ("seller_id", "seller"),
     };
     validate_id(field, &id)?;
-    let what = format!("the orders of {who} `{}`", quoted(&id));
-    match party {
-        Party::Buyer => access::user_data(&caller, &id, &what)?,
-        Party::Seller => access::seller_data(&caller, &id, &what)?,
-    }
-    let page = page_request(query_params(query, LIST_PARAMS)?, &state.config)?;
-    positions.wait(&state).await?;
+    route.allow(
+        &caller,
+        &id,
+        &format!("the orders of {who} `{}`", quoted(&id)),
+    )?;
+    let page = page_request(params.check()?, &state.config)?;
+    positions.wait().await?;
     let rows = match party {
-        Party::Buyer => orders::list_by_buyer(&*state.store, &id, &page).await,
-        Party::Seller => orders::list_by_seller(&*state.store, &id, &page).await,
+        Party::Buyer => orders::list_by_buyer(&*reading.store, &id, &page).await,
+        Party::Seller => orders::list_by_seller(&*reading.store, &id, &page).await,
     }
     .map_err(store_error)?;
     Ok(Json(ListView::try_from_page(

@@ -1,30 +1,71 @@
 //! `GET /v1/users/{user_id}/progress[/{content_id}]`: a user's playback progress.
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::routing::on;
+use axum::Json;
 use fleuve_projections::progress::{self, Progress};
 use fleuve_service::ApiError;
-use schemars::JsonSchema;
+use schemars::{JsonSchema, SchemaGenerator};
 use serde::Serialize;
 
-use super::{
-    page_request, path_error, query_params, quoted, rfc3339_millis, store_error, validate_id,
-    Failure, ListView, LIST_PARAMS,
-};
-use crate::access::{self, Caller};
+use super::ids::{CONTENT_ID, USER_ID};
+use crate::access::Caller;
 use crate::consistency::Positions;
-use crate::AppState;
+use crate::failure::{store_error, Failure};
+use crate::input::{page_request, path_error, quoted, validate_id, Params};
+use crate::state::{AppState, Reading};
+use crate::table::{Access, Cache, Declared, Docs, Route, Shape, Tag, Verb};
+use crate::views::{rfc3339_millis, ListView};
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/users/{user_id}/progress/{content_id}",
-            get(get_progress),
-        )
-        .route("/v1/users/{user_id}/progress", get(list_progress))
-}
+const TAG: Tag = Tag {
+    name: "progress",
+    description: "Users' playback progress.",
+};
+
+pub(super) const ROUTES: &[Route] = &[
+    Route {
+        method: Verb::Get,
+        path: "/v1/users/{user_id}/progress/{content_id}",
+        reads: &[&progress::MODEL],
+        access: Access::User,
+        cache: Cache::Revalidate,
+        shape: Shape::One,
+        params: &[USER_ID, CONTENT_ID],
+        answer: SchemaGenerator::subschema_for::<ProgressView>,
+        docs: Docs {
+            operation_id: "getProgress",
+            tag: &TAG,
+            summary: "A user's progress on one content",
+            description: "The user's playback position on the content. `updated_at` is the \
+                          event time of the write that produced the row. No progress \
+                          recorded: 404.",
+            data: "progress",
+            snapshot: "",
+        },
+        handler: |m| on(m, get_progress),
+    },
+    Route {
+        method: Verb::Get,
+        path: "/v1/users/{user_id}/progress",
+        reads: &[&progress::MODEL],
+        access: Access::User,
+        cache: Cache::Revalidate,
+        shape: Shape::List,
+        params: &[USER_ID],
+        answer: SchemaGenerator::subschema_for::<ListView<ProgressView>>,
+        docs: Docs {
+            operation_id: "listProgress",
+            tag: &TAG,
+            summary: "A user's progress rows",
+            description: "The user's progress rows, by content id. A user without rows has \
+                          an empty list.",
+            data: "progress",
+            snapshot: "",
+        },
+        handler: |m| on(m, list_progress),
+    },
+];
 
 /// A user's playback progress on one content.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -65,19 +106,20 @@ fn what(user_id: &str) -> String {
 }
 
 async fn get_progress(
+    route: Declared,
     caller: Caller,
-    State(state): State<AppState>,
+    reading: Reading,
     path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    params: Params,
     positions: Positions,
 ) -> Result<Json<ProgressView>, Failure> {
     let Path((user_id, content_id)) = path.map_err(path_error)?;
     validate_id("user_id", &user_id)?;
     validate_id("content_id", &content_id)?;
-    access::user_data(&caller, &user_id, &what(&user_id))?;
-    query_params(query, &[])?;
-    positions.wait(&state).await?;
-    match progress::get(&*state.store, &user_id, &content_id)
+    route.allow(&caller, &user_id, &what(&user_id))?;
+    params.check()?;
+    positions.wait().await?;
+    match progress::get(&*reading.store, &user_id, &content_id)
         .await
         .map_err(store_error)?
     {
@@ -95,18 +137,20 @@ async fn get_progress(
 }
 
 async fn list_progress(
+    route: Declared,
     caller: Caller,
     State(state): State<AppState>,
+    reading: Reading,
     path: Result<Path<String>, PathRejection>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    params: Params,
     positions: Positions,
 ) -> Result<Json<ListView<ProgressView>>, Failure> {
     let Path(user_id) = path.map_err(path_error)?;
     validate_id("user_id", &user_id)?;
-    access::user_data(&caller, &user_id, &what(&user_id))?;
-    let page = page_request(query_params(query, LIST_PARAMS)?, &state.config)?;
-    positions.wait(&state).await?;
-    let rows = progress::list(&*state.store, &user_id, &page)
+    route.allow(&caller, &user_id, &what(&user_id))?;
+    let page = page_request(params.check()?, &state.config)?;
+    positions.wait().await?;
+    let rows = progress::list(&*reading.store, &user_id, &page)
         .await
         .map_err(store_error)?;
     Ok(Json(ListView::try_from_page(rows, ProgressView::try_from)?))

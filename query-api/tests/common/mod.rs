@@ -1,9 +1,11 @@
 //! What the route tests share: an app over a real embedded store, rows written with the
 //! read models' own types and tables, tokens, requests and error assertions.
 
-// Each test binary uses a part of these helpers.
-#![allow(dead_code)]
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(dead_code, reason = "each test binary uses a part of these helpers")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails at once on what it does not expect"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +26,7 @@ use fleuve_projections::orders::{
 use fleuve_projections::progress::{EventVersion, Progress, PROGRESS};
 use fleuve_projections::versions::Versions;
 use fleuve_projections::{bookmarks, stamp, Checkpoint, Store, Write, WriteBatch};
-use fleuve_query_api::{router, QueryConfig};
+use fleuve_query_api::{router, QueryConfig, Source};
 use fleuve_service::auth::{mint_hs256, AuthConfig, Authenticator};
 use serde::Serialize;
 use serde_json::Value;
@@ -64,18 +66,13 @@ impl App {
         }
     }
 
-    /// An app serving snapshots as the `fleuve` binary does: the router reads through
-    /// [`Versions::readers`], `config.versions` is set. The write helpers write the plain
-    /// tables (version 1).
+    /// An app serving snapshots as the `fleuve` binary does: the router reads the
+    /// projections' versions. The write helpers write the plain tables (version 1).
     pub async fn versioned(config: QueryConfig) -> (App, Arc<Versions>) {
         let (store, dir) = embedded().await;
         let versions = Versions::open(store.clone()).await.unwrap();
-        let config = QueryConfig {
-            versions: Some(versions.clone()),
-            ..config
-        };
         let app = App {
-            router: router(versions.readers(), config),
+            router: router(Source::Versions(versions.clone()), config),
             store,
             _dir: Arc::new(dir),
         };

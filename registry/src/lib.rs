@@ -26,7 +26,8 @@
 //! manually assigned to partition 0 from the beginning: it never joins a consumer group and
 //! never commits (librdkafka still wants a `group.id`, `fleuve-registry-reader`, to accept
 //! the assignment). `/readyz` answers 200 while the reader is alive and caught up;
-//! `/metrics` exposes `fleuve_registry_requests_total{route,status}` (route templates such
+//! `/metrics` exposes `fleuve_registry_requests_total{route,status}`,
+//! `fleuve_registry_request_duration_seconds{route}`, `fleuve_registry_in_flight_requests` (route templates such
 //! as `/subjects/{subject}/versions`, never raw paths) and `fleuve_registry_schemas`
 //! (distinct ids; process-wide, so with several replicas in one process it shows the last
 //! one to fold).

@@ -35,19 +35,17 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use fleuve_kafka::{topics, KafkaConfig};
-use fleuve_processors::handlers::exports;
-use fleuve_processors::rebuild::Rebuilds;
 use fleuve_processors::runtime::{
-    Membership, Processor, ProcessorConfig, MAX_BATCH_EVENTS, MAX_BATCH_WAIT, STALL_AFTER_RANGE,
+    Membership, ProcessorConfig, MAX_BATCH_EVENTS, MAX_BATCH_WAIT, STALL_AFTER_RANGE,
 };
 use fleuve_producers::ingest::{self, IngestConfig};
-use fleuve_producers::{Publisher, PublisherConfig};
 use fleuve_projections::versions::Versions;
 use fleuve_projections::Store;
 use fleuve_query_api::{LagConfig, QueryConfig};
-use fleuve_registry::{Registry, RegistryConfig};
+use fleuve_registry::RegistryConfig;
+use fleuve_schemas::clock::rfc3339_millis;
 use fleuve_service::auth::{mint_hs256, AuthConfig, Authenticator};
-use fleuve_service::{Readiness, ReadyFlag};
+use fleuve_service::serve::Server;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -592,6 +590,7 @@ async fn run(cli: Cli) -> Result<()> {
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone());
     let mut tasks = JoinSet::new();
+    let mut servers: Vec<Server> = Vec::new();
     match cli.command {
         Command::Topics {
             action: TopicsAction::Create,
@@ -623,10 +622,12 @@ async fn run(cli: Cli) -> Result<()> {
             return Ok(());
         }
         Command::Registry { listen } => {
-            start_registry(common, listen.registry_addr, &shutdown, &mut tasks).await?;
+            let mut config = RegistryConfig::new(common.kafka("fleuve-registry"));
+            config.addr = listen.registry_addr;
+            servers.push(fleuve_registry::start(config, &shutdown).await?);
         }
         Command::Ingest { listen } => {
-            start_ingest(common, listen.ingest_addr, &shutdown, &mut tasks).await?;
+            servers.push(start_ingest(common, listen.ingest_addr, &shutdown).await?);
         }
         Command::Process {
             names,
@@ -636,33 +637,15 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let names = processor_names(&names)?;
             create_topics(common).await?;
-            let store = open_store(common).await?;
-            let versions = follow_versions(store, &shutdown, &mut tasks).await?;
-            let mut flags = Vec::with_capacity(names.len());
-            for name in &names {
-                flags.push(start_processor(
-                    common,
-                    (&batches, &watching),
-                    name,
-                    Arc::clone(&versions),
-                    &shutdown,
-                    &mut tasks,
-                )?);
-            }
-            let admin = start_rebuilds(common, &batches, &versions, &names, &shutdown).await?;
-            serve(
-                listen.processor_addr,
-                ops_only(Arc::new(AllReady(flags))).merge(rebuild_admin::routes(admin)),
-                &shutdown,
-                &mut tasks,
-                "processor",
-            )
-            .await?;
+            let versions =
+                follow_versions(open_store(common).await?, &shutdown, &mut tasks).await?;
+            let config = processors(common, &listen, (&batches, &watching), names, versions)?;
+            servers.push(fleuve_processors::start(config, &shutdown).await?);
         }
         Command::Query { listen } => {
-            let store = open_store(common).await?;
-            let versions = follow_versions(store, &shutdown, &mut tasks).await?;
-            start_query(common, versions, listen.query_addr, &shutdown, &mut tasks).await?;
+            let versions =
+                follow_versions(open_store(common).await?, &shutdown, &mut tasks).await?;
+            servers.push(start_query(common, versions, listen.query_addr, &shutdown).await?);
         }
         Command::Run {
             listen,
@@ -670,42 +653,27 @@ async fn run(cli: Cli) -> Result<()> {
             watching,
         } => {
             create_topics(common).await?;
-            let registry =
-                start_registry(common, listen.registry_addr, &shutdown, &mut tasks).await?;
-            start_ingest(common, listen.ingest_addr, &shutdown, &mut tasks).await?;
-            let store = open_store(common).await?;
-            let versions = follow_versions(store, &shutdown, &mut tasks).await?;
-            let mut flags = Vec::new();
-            for name in fleuve_processors::handlers::NAMES {
-                flags.push(start_processor(
-                    common,
-                    (&batches, &watching),
-                    name,
-                    Arc::clone(&versions),
-                    &shutdown,
-                    &mut tasks,
-                )?);
-            }
-            let admin = start_rebuilds(
+            let mut registry = RegistryConfig::new(common.kafka("fleuve-registry"));
+            registry.addr = listen.registry_addr;
+            servers.push(fleuve_registry::start(registry, &shutdown).await?);
+            servers.push(start_ingest(common, listen.ingest_addr, &shutdown).await?);
+            let versions =
+                follow_versions(open_store(common).await?, &shutdown, &mut tasks).await?;
+            let names = fleuve_processors::handlers::NAMES.to_vec();
+            let config = processors(
                 common,
-                &batches,
-                &versions,
-                fleuve_processors::handlers::NAMES,
-                &shutdown,
-            )
-            .await?;
-            serve(
-                listen.processor_addr,
-                ops_only(Arc::new(AllReady(flags))).merge(rebuild_admin::routes(admin)),
-                &shutdown,
-                &mut tasks,
-                "processor",
-            )
-            .await?;
-            start_query(common, versions, listen.query_addr, &shutdown, &mut tasks).await?;
+                &listen,
+                (&batches, &watching),
+                names,
+                Arc::clone(&versions),
+            )?;
+            servers.push(fleuve_processors::start(config, &shutdown).await?);
+            servers.push(start_query(common, versions, listen.query_addr, &shutdown).await?);
             print_welcome(&listen, common)?;
-            drop(registry);
         }
+    }
+    for server in servers {
+        tasks.spawn(async move { server.stopped().await.map_err(anyhow::Error::from) });
     }
     // Wait for Ctrl-C / SIGTERM, or for any service to fail (which stops the others).
     let mut failure = None;
@@ -895,65 +863,21 @@ async fn open_store(common: &Common) -> Result<Arc<dyn Store>> {
         .with_context(|| format!("opening the projection store {}", common.store))
 }
 
-async fn start_registry(
-    common: &Common,
-    addr: SocketAddr,
-    shutdown: &CancellationToken,
-    tasks: &mut JoinSet<Result<()>>,
-) -> Result<Registry> {
-    let registry = Registry::start(RegistryConfig::new(common.kafka("fleuve-registry")))
-        .await
-        .with_context(|| {
-            format!(
-                "starting the schema registry on the broker at {}",
-                common.brokers
-            )
-        })?;
-    serve(addr, registry.router(), shutdown, tasks, "registry").await?;
-    let stopper = registry.clone();
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        token.cancelled().await;
-        stopper.shutdown().await;
-        Ok(())
-    });
-    Ok(registry)
-}
-
 async fn start_ingest(
     common: &Common,
     addr: SocketAddr,
     shutdown: &CancellationToken,
-    tasks: &mut JoinSet<Result<()>>,
-) -> Result<()> {
-    let kafka = common.kafka("fleuve-ingest");
-    let publisher = Publisher::new(PublisherConfig::new(
-        kafka.clone(),
-        &common.registry_url,
-        "http-ingest",
-    ))
-    .context("creating the Kafka producer")?;
-    let readiness = Arc::new(ReadyFlag::not_ready("broker not checked yet"));
-    spawn_broker_check(kafka, Arc::clone(&readiness), shutdown.clone());
-    let config = IngestConfig {
-        auth: authenticator(common)?,
-        ..IngestConfig::default()
-    };
-    serve(
+) -> Result<Server> {
+    let config = ingest::ServiceConfig {
         addr,
-        ingest::router(publisher.clone(), config, readiness),
-        shutdown,
-        tasks,
-        "ingest",
-    )
-    .await?;
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        token.cancelled().await;
-        publisher.flush(Duration::from_secs(10)).await;
-        Ok(())
-    });
-    Ok(())
+        kafka: common.kafka("fleuve-ingest"),
+        registry_url: common.registry_url.clone(),
+        ingest: IngestConfig {
+            auth: authenticator(common)?,
+            ..IngestConfig::default()
+        },
+    };
+    Ok(ingest::start(config, shutdown).await?)
 }
 
 /// The JWT verifier from the FLEUVE_JWT_* settings; `None` only with `--no-auth`.
@@ -1044,22 +968,6 @@ fn print_token(sub: &str, scopes: &[String], ttl_secs: u64) -> Result<()> {
     Ok(())
 }
 
-fn spawn_broker_check(kafka: KafkaConfig, flag: Arc<ReadyFlag>, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        loop {
-            let result = topics::existing_topics(&kafka)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("broker at {} unreachable: {e}", kafka.bootstrap_servers));
-            flag.set(result);
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(5)) => {}
-            }
-        }
-    });
-}
-
 /// The processors named on the command line (`all` for every one), each once, in the
 /// order given.
 fn processor_names(names: &[String]) -> Result<Vec<&'static str>> {
@@ -1086,15 +994,6 @@ fn processor_names(names: &[String]) -> Result<Vec<&'static str>> {
     Ok(out)
 }
 
-/// Ready when every processor is; otherwise the first reason.
-struct AllReady(Vec<Arc<ReadyFlag>>);
-
-impl Readiness for AllReady {
-    fn ready(&self) -> Result<(), String> {
-        self.0.iter().try_for_each(|f| f.ready())
-    }
-}
-
 /// The projection versions in `store`, refreshed every [`VERSIONS_REFRESH`] until shutdown.
 async fn follow_versions(
     store: Arc<dyn Store>,
@@ -1119,29 +1018,6 @@ async fn follow_versions(
 /// How often a process re-reads which projection versions are read and written (a rebuild
 /// switching in another process).
 const VERSIONS_REFRESH: Duration = Duration::from_millis(500);
-
-/// The builds of the projections whose processors run here, resuming unfinished ones.
-async fn start_rebuilds(
-    common: &Common,
-    batches: &Batches,
-    versions: &Arc<Versions>,
-    names: &[&'static str],
-    shutdown: &CancellationToken,
-) -> Result<rebuild_admin::Admin> {
-    let mut config = ProcessorConfig::new(common.kafka("fleuve-rebuild"), &common.registry_url);
-    batches.apply(&mut config);
-    let local: Vec<&'static str> = names
-        .iter()
-        .copied()
-        .filter(|n| fleuve_projections::versions::tables_of(n).is_some())
-        .collect();
-    let rebuilds = Rebuilds::new(config, Arc::clone(versions), shutdown.clone());
-    rebuilds
-        .resume(&local)
-        .await
-        .context("resuming unfinished projection builds")?;
-    Ok(rebuild_admin::Admin { rebuilds, local })
-}
 
 /// `fleuve rebuild`.
 #[allow(clippy::print_stdout)]
@@ -1172,7 +1048,9 @@ async fn rebuild(args: RebuildArgs) -> Result<()> {
                     format!("{:?}", i.kind).to_lowercase(),
                     format!("{:?}", i.state).to_lowercase(),
                     i.name.unwrap_or_default(),
-                    i.as_of_ms.map(format_ms).unwrap_or_default(),
+                    i.as_of_ms
+                        .map(|ms| rfc3339_millis(ms).unwrap_or_else(|| ms.to_string()))
+                        .unwrap_or_default(),
                     i.records
                 );
             }
@@ -1224,83 +1102,12 @@ async fn rebuild(args: RebuildArgs) -> Result<()> {
     }
 }
 
-/// RFC 3339 UTC for ms since the epoch.
-fn format_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
-}
-
-fn start_processor(
-    common: &Common,
-    (batches, watching): (&Batches, &Watching),
-    name: &str,
-    versions: Arc<Versions>,
-    shutdown: &CancellationToken,
-    tasks: &mut JoinSet<Result<()>>,
-) -> Result<Arc<ReadyFlag>> {
-    let store = Arc::clone(versions.base());
-    let Some(mut handler) = fleuve_processors::handlers::by_name(name) else {
-        bail!(
-            "unknown processor `{name}`; known processors: {}",
-            fleuve_processors::handlers::NAMES.join(", ")
-        );
-    };
-    if name == exports::NAME {
-        handler = start_exports_relay(common, Arc::clone(&store), shutdown, tasks)?;
-    }
-    let mut config = ProcessorConfig::new(
-        common.kafka(&format!("fleuve-{name}")),
-        &common.registry_url,
-    );
-    batches.apply(&mut config);
-    watching.apply(&common.store, &mut config)?;
-    let processor = Processor::new(config, handler, store)?.follow_versions(versions);
-    let readiness = processor.readiness();
-    let token = shutdown.clone();
-    tasks.spawn(async move { processor.run(token).await.map_err(anyhow::Error::from) });
-    Ok(readiness)
-}
-
-/// The `exports` processor with the configured partners, and its outbox relay (which
-/// creates the partners' compacted topics first).
-fn start_exports_relay(
-    common: &Common,
-    store: Arc<dyn Store>,
-    shutdown: &CancellationToken,
-    tasks: &mut JoinSet<Result<()>>,
-) -> Result<Arc<dyn fleuve_processors::runtime::Handler>> {
-    let partners = match &common.exports_partners {
-        Some(path) => exports::Partners::load(path)?,
-        None => exports::Partners::default(),
-    };
-    if partners.is_empty() {
-        tracing::warn!("exports: no partner configured (--exports-partners): nothing is exported");
-    }
-    let partners = Arc::new(partners);
-    let mut config =
-        exports::RelayConfig::new(common.kafka("fleuve-exports-relay"), &common.registry_url);
-    config.partitions = common.partitions;
-    let relay = exports::Relay::new(config, Arc::clone(&partners), store)?;
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        relay.ensure_topics().await?;
-        relay.run(token).await.map_err(anyhow::Error::from)
-    });
-    Ok(Arc::new(exports::Exports::new(partners)))
-}
-
 async fn start_query(
     common: &Common,
     versions: Arc<Versions>,
     addr: SocketAddr,
     shutdown: &CancellationToken,
-    tasks: &mut JoinSet<Result<()>>,
-) -> Result<()> {
+) -> Result<Server> {
     let position_wait = Duration::from_millis(common.query_position_wait_ms);
     let request_timeout = Duration::from_millis(common.query_request_timeout_ms);
     if position_wait >= request_timeout {
@@ -1328,42 +1135,35 @@ async fn start_query(
                         .then(|| Duration::from_millis(common.query_stall_after_ms)),
                 )
         }),
-        versions: Some(Arc::clone(&versions)),
         ..QueryConfig::default()
     };
-    serve(
+    let config = fleuve_query_api::ServiceConfig {
         addr,
-        fleuve_query_api::router(Arc::clone(versions.base()), config),
-        shutdown,
-        tasks,
-        "query",
-    )
-    .await
+        versions,
+        query: config,
+    };
+    Ok(fleuve_query_api::start(config, shutdown).await?)
 }
 
-fn ops_only(readiness: Arc<dyn Readiness>) -> axum::Router {
-    fleuve_service::ops_routes(readiness)
-}
-
-async fn serve(
-    addr: SocketAddr,
-    router: axum::Router,
-    shutdown: &CancellationToken,
-    tasks: &mut JoinSet<Result<()>>,
-    service: &'static str,
-) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("{service}: cannot listen on {addr} (is another instance running?)")
-    })?;
-    tracing::info!(service, %addr, "listening");
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await
-            .with_context(|| format!("{service} server on {addr}"))
-    });
-    Ok(())
+/// What `fleuve process` and `fleuve run` give the processors.
+fn processors(
+    common: &Common,
+    listen: &Listen,
+    (batches, watching): (&Batches, &Watching),
+    names: Vec<&'static str>,
+    versions: Arc<Versions>,
+) -> Result<fleuve_processors::ServiceConfig> {
+    let mut runtime = ProcessorConfig::new(common.kafka("fleuve-processor"), &common.registry_url);
+    batches.apply(&mut runtime);
+    watching.apply(&common.store, &mut runtime)?;
+    Ok(fleuve_processors::ServiceConfig {
+        addr: listen.processor_addr,
+        names,
+        runtime,
+        exports_partners: common.exports_partners.clone(),
+        export_partitions: common.partitions,
+        versions,
+    })
 }
 
 #[allow(clippy::print_stdout)]

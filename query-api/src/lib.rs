@@ -225,7 +225,9 @@ mod metrics;
 pub mod openapi;
 mod readiness;
 mod routes;
+mod server;
 pub mod snapshot;
+pub use server::{start, ServiceConfig};
 
 use std::sync::Arc;
 use std::time::Duration;

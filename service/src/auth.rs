@@ -86,8 +86,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::middleware::{FromFnLayer, Next};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{FromFnLayer, Next};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -864,8 +864,9 @@ fn parse_jwks(json: &str) -> Result<BTreeMap<String, DecodingKey>, String> {
                 "key `{kid}`: the RSA key is {bits} bits; at least {MIN_RSA_BITS} are required"
             ));
         }
-        let key = DecodingKey::from_jwk(jwk)
-            .map_err(|e| format!("key `{kid}` is not a valid RSA public key (base64url `n` and `e`): {e}"))?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| {
+            format!("key `{kid}` is not a valid RSA public key (base64url `n` and `e`): {e}")
+        })?;
         if keys.insert(kid.to_owned(), key).is_some() {
             return Err(format!("two keys have the `kid` `{kid}`"));
         }

@@ -13,6 +13,7 @@
 //! * [`http`]: [`http::RequestMetrics`] and the [`http::track_requests`] middleware (requests,
 //!   latency, in flight, by route template), and [`http::check_content_type`].
 //! * [`retry`]: [`retry::retry`] with [`retry::Backoff`], for transient failures.
+//! * [`serve`]: [`serve::Server`], a service's HTTP server and tasks, stopped together.
 //! * [`stall`]: [`stall::StallWatch`], which tells a stalled projection (lagging, applying
 //!   nothing) from one catching up; processors and the query API fail `/readyz` on it.
 //!
@@ -32,6 +33,7 @@ pub mod auth;
 mod error;
 pub mod http;
 pub mod retry;
+pub mod serve;
 pub mod stall;
 pub use error::ApiError;
 

@@ -45,6 +45,9 @@
 //! 207 when some failed, and the failures' status (503 with `Retry-After`) when all failed.
 //! Retry failed events in order with the same `event_id`.
 //!
+//! [`start`] runs it (producer, API, broker readiness check, flush at shutdown) as
+//! `fleuve ingest` does; [`router`] is the API alone.
+//!
 //! # Limits ([`IngestConfig`])
 //!
 //! | setting | default | beyond it |
@@ -79,8 +82,10 @@ mod batch;
 mod limit;
 mod metrics;
 mod openapi;
+mod service;
 
 pub use openapi::document as openapi_document;
+pub use service::{start, ServiceConfig, StartError};
 
 use std::sync::Arc;
 use std::time::Instant;

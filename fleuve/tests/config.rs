@@ -94,7 +94,7 @@ fn mistakes_in_the_file_are_named() {
 #[test]
 fn process_refuses_unknown_processor_names() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleuve"))
-        .args(["--no-auth", "process", "user_progress", "nope"])
+        .args(["process", "user_progress", "nope"])
         .output()
         .unwrap();
     assert!(!out.status.success());

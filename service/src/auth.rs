@@ -209,7 +209,11 @@ impl AuthConfig {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<AuthConfig>, AuthError> {
+    /// [`from_env`](Self::from_env) with the variables' values from `get` (such as the
+    /// environment, else a configuration file).
+    pub fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<AuthConfig>, AuthError> {
         let read = |var: &'static str| -> Result<Option<String>, AuthError> {
             let Some(path) = get(var).filter(|p| !p.trim().is_empty()) else {
                 return Ok(None);

@@ -812,7 +812,7 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 async fn check_schemas(
     registry: &RegistryUrl,
     dir: &std::path::Path,
@@ -860,7 +860,6 @@ async fn check_schemas(
 
 /// `fleuve replay`: the range to the output, a progress bar on a terminal, the summary on
 /// stderr.
-#[allow(clippy::print_stderr)]
 async fn replay(kafka: &Kafka, registry: &RegistryUrl, args: ReplayArgs) -> Result<()> {
     use std::io::IsTerminal;
 
@@ -1017,7 +1016,7 @@ fn authenticator(no_auth: &NoAuth) -> Result<Option<Authenticator>> {
     }
 }
 
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 fn print_config(
     file: Option<&std::path::Path>,
     kafka: &Kafka,
@@ -1078,7 +1077,7 @@ fn print_config(
     }
 }
 
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 fn print_token(sub: &str, scopes: &[String], ttl_secs: u64) -> Result<()> {
     let secret = config_file::variable("FLEUVE_JWT_HS256_SECRET")
         .context("FLEUVE_JWT_HS256_SECRET is not set: tokens are signed with it")?;
@@ -1142,7 +1141,7 @@ async fn follow_versions(
 const VERSIONS_REFRESH: Duration = Duration::from_millis(500);
 
 /// `fleuve rebuild`.
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 async fn rebuild(args: RebuildArgs) -> Result<()> {
     init_replay_tracing();
     let client = rebuild_admin::Client::new(&args.target.processor_url)?;
@@ -1294,7 +1293,7 @@ fn processors(
     })
 }
 
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 fn print_welcome(
     (query_addr, registry_addr, ingest_addr): (&QueryAddr, &RegistryAddr, &IngestAddr),
     kafka: &Kafka,

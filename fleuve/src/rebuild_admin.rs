@@ -101,7 +101,6 @@ impl Client {
 
 /// Follows a build until it is live (rebuild) or ready (snapshot), with a progress bar on a
 /// terminal and a line every few seconds otherwise.
-#[allow(clippy::print_stderr)]
 pub async fn follow(client: &Client, projection: &str, version: u32) -> Result<VersionInfo> {
     use std::io::IsTerminal;
     let bar = if std::io::stderr().is_terminal() {

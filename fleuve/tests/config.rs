@@ -1,6 +1,9 @@
 //! Settings precedence: defaults < configuration file < FLEUVE_* environment < flags, shown by
 //! `fleuve config`; mistakes in the file are named.
-#![expect(clippy::unwrap_used, reason = "a test fails loudly on the first unexpected error")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on the first unexpected error"
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -101,8 +101,22 @@ pub async fn start(
     let flags: Vec<Arc<ReadyFlag>> = processors.iter().map(|(_, p)| p.readiness()).collect();
     let router =
         ops_routes(Arc::new(AllReady(flags))).merge(admin::routes(Admin { rebuilds, local }));
-    let mut server = Server::bind("processor", config.addr, router, &stop).await?;
+    let mut server = match Server::bind("processor", config.addr, router, &stop).await {
+        Ok(server) => server,
+        Err(e) => {
+            stop.cancel(); // the resumed builds
+            return Err(e.into());
+        }
+    };
+    let builds = stop;
     let stop = server.stop_token();
+    // The builds stop with the service (a failed processor stops it), not only at shutdown.
+    let service_stop = stop.clone();
+    server.spawn("builds", async move {
+        service_stop.cancelled().await;
+        builds.cancel();
+        Ok::<(), std::convert::Infallible>(())
+    });
     if let Some(relay) = relay {
         let token = stop.clone();
         server.spawn("exports relay", async move {

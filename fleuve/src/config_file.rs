@@ -17,15 +17,25 @@
 //! processor_batch_max_wait_ms = 0
 //! ```
 //!
-//! A key is applied as its `FLEUVE_<KEY>` environment variable unless that variable is
-//! already set, before the command line is parsed, so environment and flags win. Unknown keys
-//! and values that are not strings, integers or booleans are errors naming the key and file.
+//! The file's values become the defaults of the command line's settings ([`install`]):
+//! clap then takes a flag over its `FLEUVE_*` variable over that default, so the precedence
+//! holds without touching the process environment. The JWT keys, which are not flags, are
+//! read through [`variable`]: the environment variable, else the file's key. A key that a
+//! command does not use is ignored by that command. Unknown keys and values that are not
+//! strings, integers or booleans are errors naming the key and file; a value a setting
+//! refuses is clap's error naming the flag.
+//!
+//! (figment was considered for these layers: it would read every `FLEUVE_*` variable a
+//! second time beside clap, which already reads them with the flags, and the help would
+//! lose each setting's default and variable; one layer, the file, was missing, and clap's
+//! defaults are that layer.)
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
 
-/// Keys the file accepts (each becomes `FLEUVE_<KEY>`).
+/// Keys the file accepts (each is also read from `FLEUVE_<KEY>`).
 pub const KEYS: &[&str] = &[
     "brokers",
     "registry_url",
@@ -69,7 +79,10 @@ pub fn path_from(args: &[String]) -> Option<PathBuf> {
     std::env::var_os("FLEUVE_CONFIG").map(PathBuf::from)
 }
 
-/// The `(FLEUVE_<KEY>, value)` pairs of the file.
+/// The file's values, once [`install`]ed.
+static FILE: OnceLock<Vec<(String, String)>> = OnceLock::new();
+
+/// The `(key, value)` pairs of the file.
 pub fn read(path: &Path) -> Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the configuration file {}", path.display()))?;
@@ -92,9 +105,48 @@ fn parse(text: &str) -> Result<Vec<(String, String)>> {
                 other.type_str()
             ),
         };
-        out.push((format!("FLEUVE_{}", key.to_ascii_uppercase()), value));
+        out.push((key, value));
     }
     Ok(out)
+}
+
+/// Makes the file's values the defaults of the settings of `command` and of its
+/// subcommands, and keeps them for [`variable`].
+pub fn install(mut command: clap::Command, values: Vec<(String, String)>) -> clap::Command {
+    for (key, value) in &values {
+        // Once per key and per process: clap keeps `'static` defaults.
+        let value: &'static str = Box::leak(value.clone().into_boxed_str());
+        command = with_default(command, key, value);
+    }
+    let _first = FILE.set(values);
+    command
+}
+
+fn with_default(mut command: clap::Command, id: &str, value: &'static str) -> clap::Command {
+    if command.get_arguments().any(|a| a.get_id() == id) {
+        command = command.mut_arg(id, |a| a.default_value(value));
+    }
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    for name in names {
+        command = command.mut_subcommand(name, |c| with_default(c, id, value));
+    }
+    command
+}
+
+/// The value of the setting read from `FLEUVE_<KEY>`: the environment variable when set,
+/// else the file's `<key>`.
+pub fn variable(name: &str) -> Option<String> {
+    if let Ok(value) = std::env::var(name) {
+        return Some(value);
+    }
+    let key = name.strip_prefix("FLEUVE_")?.to_ascii_lowercase();
+    FILE.get()?
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.clone())
 }
 
 #[cfg(test)]
@@ -102,14 +154,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_become_fleuve_variables() {
+    fn values_are_read_as_text() {
         let vars = parse("brokers = \"k:9092\"\npartitions = 12\nno_auth = true\n").unwrap();
         assert_eq!(
             vars,
             [
-                ("FLEUVE_BROKERS".to_owned(), "k:9092".to_owned()),
-                ("FLEUVE_NO_AUTH".to_owned(), "true".to_owned()),
-                ("FLEUVE_PARTITIONS".to_owned(), "12".to_owned()),
+                ("brokers".to_owned(), "k:9092".to_owned()),
+                ("no_auth".to_owned(), "true".to_owned()),
+                ("partitions".to_owned(), "12".to_owned()),
             ]
         );
     }
@@ -121,14 +173,8 @@ mod tests {
         assert_eq!(
             vars,
             [
-                (
-                    "FLEUVE_PROCESSOR_BATCH_MAX_EVENTS".to_owned(),
-                    "200".to_owned()
-                ),
-                (
-                    "FLEUVE_PROCESSOR_BATCH_MAX_WAIT_MS".to_owned(),
-                    "20".to_owned()
-                ),
+                ("processor_batch_max_events".to_owned(), "200".to_owned()),
+                ("processor_batch_max_wait_ms".to_owned(), "20".to_owned()),
             ]
         );
     }

@@ -33,21 +33,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use fleuve_kafka::{topics, KafkaConfig};
-use fleuve_processors::handlers::exports;
-use fleuve_processors::rebuild::Rebuilds;
 use fleuve_processors::runtime::{
-    Membership, Processor, ProcessorConfig, MAX_BATCH_EVENTS, MAX_BATCH_WAIT, STALL_AFTER_RANGE,
+    Membership, ProcessorConfig, MAX_BATCH_EVENTS, MAX_BATCH_WAIT, STALL_AFTER_RANGE,
 };
 use fleuve_producers::ingest::{self, IngestConfig};
-use fleuve_producers::{Publisher, PublisherConfig};
 use fleuve_projections::versions::Versions;
 use fleuve_projections::Store;
 use fleuve_query_api::{LagConfig, QueryConfig};
-use fleuve_registry::{Registry, RegistryConfig};
+use fleuve_registry::RegistryConfig;
+use fleuve_schemas::clock::rfc3339_millis;
 use fleuve_service::auth::{mint_hs256, AuthConfig, Authenticator};
-use fleuve_service::{Readiness, ReadyFlag};
+use fleuve_service::serve::Server;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -58,114 +56,147 @@ use tokio_util::sync::CancellationToken;
     about = "Fleuve: event-sourced streaming platform"
 )]
 struct Cli {
-    #[command(flatten)]
-    common: Common,
+    /// TOML configuration file (keys as the settings' long names with `_`); environment
+    /// variables and flags override it.
+    #[arg(long, global = true, env = "FLEUVE_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
+/// The brokers (every command that talks to Kafka).
 #[derive(Debug, Args)]
-struct Common {
-    /// TOML configuration file (keys as the flags' long names with `_`); environment
-    /// variables and flags override it.
-    #[arg(long, global = true, env = "FLEUVE_CONFIG")]
-    config: Option<PathBuf>,
+struct Kafka {
     /// Kafka bootstrap servers.
-    #[arg(
-        long,
-        global = true,
-        env = "FLEUVE_BROKERS",
-        default_value = "127.0.0.1:9092"
-    )]
+    #[arg(long, env = "FLEUVE_BROKERS", default_value = "127.0.0.1:9092")]
     brokers: String,
+    /// Produce delivery timeout, in milliseconds: past it, ingest answers 503.
+    #[arg(long, env = "FLEUVE_DELIVERY_TIMEOUT_MS", default_value_t = 10_000)]
+    delivery_timeout_ms: u64,
+}
+
+/// The schema registry the producers and processors use.
+#[derive(Debug, Args)]
+struct RegistryUrl {
     /// Schema registry URL used by producers and processors.
     #[arg(
         long,
-        global = true,
         env = "FLEUVE_REGISTRY_URL",
         default_value = "http://127.0.0.1:8081"
     )]
     registry_url: String,
+}
+
+/// The projection store (processors and query API).
+#[derive(Debug, Args)]
+struct StoreUrl {
     /// Projection store URL (`embedded://<dir>`; `scylla://…` when compiled in).
     #[arg(
         long,
-        global = true,
         env = "FLEUVE_STORE",
         default_value = "embedded://var/projections"
     )]
     store: String,
+}
+
+/// Topic creation.
+#[derive(Debug, Args)]
+struct Partitions {
     /// Partitions of the event topics when they are created.
-    #[arg(long, global = true, env = "FLEUVE_PARTITIONS", default_value_t = 3)]
+    #[arg(long, env = "FLEUVE_PARTITIONS", default_value_t = 3)]
     partitions: i32,
+}
+
+/// Authentication of the HTTP APIs (ingest, query API).
+#[derive(Debug, Args)]
+struct NoAuth {
     /// Serve the HTTP APIs without authentication (development only; otherwise a JWT key
     /// must be configured: FLEUVE_JWT_HS256_SECRET, FLEUVE_JWT_RS256_PUBLIC_KEY_FILE or
     /// FLEUVE_JWT_JWKS_FILE).
-    #[arg(long, global = true, env = "FLEUVE_NO_AUTH")]
+    #[arg(long, env = "FLEUVE_NO_AUTH")]
     no_auth: bool,
-    /// Produce delivery timeout, in milliseconds: past it, ingest answers 503.
-    #[arg(
-        long,
-        global = true,
-        env = "FLEUVE_DELIVERY_TIMEOUT_MS",
-        default_value_t = 10_000
-    )]
-    delivery_timeout_ms: u64,
+}
+
+/// The query API's waits and readiness.
+#[derive(Debug, Args)]
+struct QuerySettings {
     /// Longest a query API read waits for its X-Fleuve-Position tokens, in milliseconds;
     /// past it the answer is 503 `position_not_reached`.
-    #[arg(
-        long,
-        global = true,
-        env = "FLEUVE_QUERY_POSITION_WAIT_MS",
-        default_value_t = 2_000
-    )]
+    #[arg(long, env = "FLEUVE_QUERY_POSITION_WAIT_MS", default_value_t = 2_000)]
     query_position_wait_ms: u64,
     /// Longest a query API request may take, in milliseconds (then 503 `timeout`).
     #[arg(
         long,
-        global = true,
         env = "FLEUVE_QUERY_REQUEST_TIMEOUT_MS",
         default_value_t = 10_000
     )]
     query_request_timeout_ms: u64,
     /// The query API's /readyz fails while a projection is more than this many records
     /// behind its topics (0: lag is not checked).
-    #[arg(
-        long,
-        global = true,
-        env = "FLEUVE_QUERY_MAX_LAG_EVENTS",
-        default_value_t = 50_000
-    )]
+    #[arg(long, env = "FLEUVE_QUERY_MAX_LAG_EVENTS", default_value_t = 50_000)]
     query_max_lag_events: i64,
     /// The query API's /readyz fails while a projection lags and has applied nothing for
     /// this many milliseconds, whatever its lag (0: stalls are not checked; needs Kafka).
-    #[arg(
-        long,
-        global = true,
-        env = "FLEUVE_QUERY_STALL_AFTER_MS",
-        default_value_t = 30_000
-    )]
+    #[arg(long, env = "FLEUVE_QUERY_STALL_AFTER_MS", default_value_t = 30_000)]
     query_stall_after_ms: u64,
+}
+
+/// The `exports` processor's partners.
+#[derive(Debug, Args)]
+struct ExportsSettings {
     /// Partners file of the `exports` processor (TOML, `[[partner]] id = "…"
     /// territories = ["FR", …]`; see docs/exports.md). Without it, `exports` keeps its state
     /// but exports to no one.
-    #[arg(long, global = true, env = "FLEUVE_EXPORTS_PARTNERS")]
+    #[arg(long, env = "FLEUVE_EXPORTS_PARTNERS")]
     exports_partners: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
-struct Listen {
+struct QueryAddr {
     /// Address the query API listens on.
     #[arg(long, env = "FLEUVE_QUERY_ADDR", default_value = "127.0.0.1:8080")]
     query_addr: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+struct RegistryAddr {
     /// Address the schema registry listens on.
     #[arg(long, env = "FLEUVE_REGISTRY_ADDR", default_value = "127.0.0.1:8081")]
     registry_addr: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+struct IngestAddr {
     /// Address the ingest service listens on.
     #[arg(long, env = "FLEUVE_INGEST_ADDR", default_value = "127.0.0.1:8082")]
     ingest_addr: SocketAddr,
-    /// Address of a processor's operational endpoints (/metrics, /healthz, /readyz).
+}
+
+#[derive(Debug, Args)]
+struct ProcessorAddr {
+    /// Address of a processor's operational endpoints (/metrics, /healthz, /readyz, and
+    /// the admin routes of `fleuve rebuild`).
     #[arg(long, env = "FLEUVE_PROCESSOR_ADDR", default_value = "127.0.0.1:8083")]
     processor_addr: SocketAddr,
+}
+
+/// The processors' settings (`fleuve process`, `fleuve run`).
+#[derive(Debug, Args)]
+struct ProcessorSettings {
+    #[command(flatten)]
+    registry: RegistryUrl,
+    #[command(flatten)]
+    store: StoreUrl,
+    #[command(flatten)]
+    partitions: Partitions,
+    #[command(flatten)]
+    exports: ExportsSettings,
+    #[command(flatten)]
+    addr: ProcessorAddr,
+    #[command(flatten)]
+    batches: Batches,
+    #[command(flatten)]
+    watching: Watching,
 }
 
 /// How processors batch records (`fleuve process`, `fleuve run`, and the projection builds
@@ -313,21 +344,37 @@ enum Command {
     /// Run the whole platform in this process (the broker runs separately: `make broker`).
     Run {
         #[command(flatten)]
-        listen: Listen,
+        kafka: Kafka,
         #[command(flatten)]
-        batches: Batches,
+        processors: ProcessorSettings,
         #[command(flatten)]
-        watching: Watching,
+        no_auth: NoAuth,
+        #[command(flatten)]
+        query: QuerySettings,
+        #[command(flatten)]
+        query_addr: QueryAddr,
+        #[command(flatten)]
+        registry_addr: RegistryAddr,
+        #[command(flatten)]
+        ingest_addr: IngestAddr,
     },
     /// Run the schema registry.
     Registry {
         #[command(flatten)]
-        listen: Listen,
+        kafka: Kafka,
+        #[command(flatten)]
+        addr: RegistryAddr,
     },
     /// Run the HTTP ingest service.
     Ingest {
         #[command(flatten)]
-        listen: Listen,
+        kafka: Kafka,
+        #[command(flatten)]
+        registry: RegistryUrl,
+        #[command(flatten)]
+        no_auth: NoAuth,
+        #[command(flatten)]
+        addr: IngestAddr,
     },
     /// Run processors: one, several, or `all`, sharing one store and one ops endpoint.
     Process {
@@ -336,16 +383,22 @@ enum Command {
         #[arg(required = true)]
         names: Vec<String>,
         #[command(flatten)]
-        listen: Listen,
+        kafka: Kafka,
         #[command(flatten)]
-        batches: Batches,
-        #[command(flatten)]
-        watching: Watching,
+        processors: ProcessorSettings,
     },
     /// Run the query API.
     Query {
         #[command(flatten)]
-        listen: Listen,
+        kafka: Kafka,
+        #[command(flatten)]
+        store: StoreUrl,
+        #[command(flatten)]
+        no_auth: NoAuth,
+        #[command(flatten)]
+        query: QuerySettings,
+        #[command(flatten)]
+        addr: QueryAddr,
     },
     /// Manage the platform's topics.
     Topics {
@@ -356,11 +409,19 @@ enum Command {
     /// secrets redacted.
     Config {
         #[command(flatten)]
-        listen: Listen,
+        kafka: Kafka,
         #[command(flatten)]
-        batches: Batches,
+        processors: ProcessorSettings,
         #[command(flatten)]
-        watching: Watching,
+        no_auth: NoAuth,
+        #[command(flatten)]
+        query: QuerySettings,
+        #[command(flatten)]
+        query_addr: QueryAddr,
+        #[command(flatten)]
+        registry_addr: RegistryAddr,
+        #[command(flatten)]
+        ingest_addr: IngestAddr,
     },
     /// Print a signed HS256 token for development and tests (needs FLEUVE_JWT_HS256_SECRET).
     Token {
@@ -383,7 +444,14 @@ enum Command {
     /// schema versions shown in the current shape), as JSON lines or CSV. `--from` is
     /// inclusive and `--to` exclusive; the replay stops at the end of the range (default:
     /// the end of the topic when it starts). A summary goes to stderr.
-    Replay(ReplayArgs),
+    Replay {
+        #[command(flatten)]
+        args: ReplayArgs,
+        #[command(flatten)]
+        kafka: Kafka,
+        #[command(flatten)]
+        registry: RegistryUrl,
+    },
     /// Rebuild a projection from the start of the log beside the live one, then switch the
     /// query API to it once it has caught up (the old version is kept until dropped); with
     /// `--as-of TIME`, build a snapshot as of that instant instead, read with
@@ -493,16 +561,23 @@ enum SchemasAction {
         /// subject with `--against registry`, else BACKWARD.
         #[arg(long)]
         level: Option<fleuve_registry::compatibility::CompatibilityLevel>,
+        #[command(flatten)]
+        registry: RegistryUrl,
     },
 }
 
 #[derive(Debug, Subcommand)]
 enum TopicsAction {
     /// Create the platform's topics that do not exist yet.
-    Create,
+    Create {
+        #[command(flatten)]
+        kafka: Kafka,
+        #[command(flatten)]
+        partitions: Partitions,
+    },
 }
 
-impl Common {
+impl Kafka {
     fn kafka(&self, client_id: &str) -> KafkaConfig {
         KafkaConfig::new(&self.brokers)
             .with_client_id(client_id)
@@ -511,23 +586,21 @@ impl Common {
 }
 
 fn main() {
-    // The configuration file is applied as environment variables before the command line is
-    // parsed and before any thread starts, so that environment and flags take precedence.
+    // The configuration file's values become the settings' defaults: the environment and
+    // the flags then take precedence (see `config_file`).
     let args: Vec<String> = std::env::args().collect();
+    let mut command = Cli::command();
     if let Some(path) = config_file::path_from(&args) {
         match config_file::read(&path) {
-            Ok(vars) => {
-                for (key, value) in vars {
-                    if std::env::var_os(&key).is_none() {
-                        std::env::set_var(key, value);
-                    }
-                }
-            }
+            Ok(values) => command = config_file::install(command, values),
             Err(e) => fail(&e),
         }
     }
-    let cli = Cli::parse();
-    if matches!(cli.command, Command::Replay(_)) {
+    let cli = match Cli::from_arg_matches(&command.get_matches_from(&args)) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if matches!(cli.command, Command::Replay { .. }) {
         init_replay_tracing();
     } else {
         fleuve_service::init_tracing();
@@ -588,15 +661,15 @@ fn report(e: &anyhow::Error) -> String {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let common = &cli.common;
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone());
     let mut tasks = JoinSet::new();
+    let mut servers: Vec<Server> = Vec::new();
     match cli.command {
         Command::Topics {
-            action: TopicsAction::Create,
+            action: TopicsAction::Create { kafka, partitions },
         } => {
-            create_topics(common).await?;
+            create_topics(&kafka, &partitions).await?;
             return Ok(());
         }
         Command::Schemas {
@@ -605,9 +678,14 @@ async fn run(cli: Cli) -> Result<()> {
                     dir,
                     against,
                     level,
+                    registry,
                 },
-        } => return check_schemas(common, &dir, against, level).await,
-        Command::Replay(args) => return replay(common, args).await,
+        } => return check_schemas(&registry, &dir, against, level).await,
+        Command::Replay {
+            args,
+            kafka,
+            registry,
+        } => return replay(&kafka, &registry, args).await,
         Command::Rebuild(args) => return rebuild(args).await,
         Command::Token {
             sub,
@@ -615,97 +693,101 @@ async fn run(cli: Cli) -> Result<()> {
             ttl_secs,
         } => return print_token(&sub, &scopes, ttl_secs),
         Command::Config {
-            listen,
-            batches,
-            watching,
+            kafka,
+            processors,
+            no_auth,
+            query,
+            query_addr,
+            registry_addr,
+            ingest_addr,
         } => {
-            print_config(common, &listen, &batches, &watching);
+            print_config(
+                cli.config.as_deref(),
+                &kafka,
+                &processors,
+                &no_auth,
+                &query,
+                (&query_addr, &registry_addr, &ingest_addr),
+            );
             return Ok(());
         }
-        Command::Registry { listen } => {
-            start_registry(common, listen.registry_addr, &shutdown, &mut tasks).await?;
+        Command::Registry { kafka, addr } => {
+            let mut config = RegistryConfig::new(kafka.kafka("fleuve-registry"));
+            config.addr = addr.registry_addr;
+            servers.push(fleuve_registry::start(config, &shutdown).await?);
         }
-        Command::Ingest { listen } => {
-            start_ingest(common, listen.ingest_addr, &shutdown, &mut tasks).await?;
+        Command::Ingest {
+            kafka,
+            registry,
+            no_auth,
+            addr,
+        } => {
+            servers.push(start_ingest(&kafka, &registry, &no_auth, &addr, &shutdown).await?);
         }
         Command::Process {
             names,
-            listen,
-            batches,
-            watching,
+            kafka,
+            processors: settings,
         } => {
             let names = processor_names(&names)?;
-            create_topics(common).await?;
-            let store = open_store(common).await?;
+            create_topics(&kafka, &settings.partitions).await?;
+            let store = open_store(&settings.store).await?;
             let versions = follow_versions(store, &shutdown, &mut tasks).await?;
-            let mut flags = Vec::with_capacity(names.len());
-            for name in &names {
-                flags.push(start_processor(
-                    common,
-                    (&batches, &watching),
-                    name,
-                    Arc::clone(&versions),
-                    &shutdown,
-                    &mut tasks,
-                )?);
-            }
-            let admin = start_rebuilds(common, &batches, &versions, &names, &shutdown).await?;
-            serve(
-                listen.processor_addr,
-                ops_only(Arc::new(AllReady(flags))).merge(rebuild_admin::routes(admin)),
-                &shutdown,
-                &mut tasks,
-                "processor",
-            )
-            .await?;
+            let config = processors(&kafka, &settings, names, versions)?;
+            servers.push(fleuve_processors::start(config, &shutdown).await?);
         }
-        Command::Query { listen } => {
-            let store = open_store(common).await?;
-            let versions = follow_versions(store, &shutdown, &mut tasks).await?;
-            start_query(common, versions, listen.query_addr, &shutdown, &mut tasks).await?;
+        Command::Query {
+            kafka,
+            store,
+            no_auth,
+            query,
+            addr,
+        } => {
+            let versions =
+                follow_versions(open_store(&store).await?, &shutdown, &mut tasks).await?;
+            servers.push(start_query(&kafka, &no_auth, &query, &addr, versions, &shutdown).await?);
         }
         Command::Run {
-            listen,
-            batches,
-            watching,
+            kafka,
+            processors: settings,
+            no_auth,
+            query,
+            query_addr,
+            registry_addr,
+            ingest_addr,
         } => {
-            create_topics(common).await?;
-            let registry =
-                start_registry(common, listen.registry_addr, &shutdown, &mut tasks).await?;
-            start_ingest(common, listen.ingest_addr, &shutdown, &mut tasks).await?;
-            let store = open_store(common).await?;
-            let versions = follow_versions(store, &shutdown, &mut tasks).await?;
-            let mut flags = Vec::new();
-            for name in fleuve_processors::handlers::NAMES {
-                flags.push(start_processor(
-                    common,
-                    (&batches, &watching),
-                    name,
-                    Arc::clone(&versions),
+            create_topics(&kafka, &settings.partitions).await?;
+            let mut registry = RegistryConfig::new(kafka.kafka("fleuve-registry"));
+            registry.addr = registry_addr.registry_addr;
+            servers.push(fleuve_registry::start(registry, &shutdown).await?);
+            servers.push(
+                start_ingest(
+                    &kafka,
+                    &settings.registry,
+                    &no_auth,
+                    &ingest_addr,
                     &shutdown,
-                    &mut tasks,
-                )?);
-            }
-            let admin = start_rebuilds(
-                common,
-                &batches,
-                &versions,
-                fleuve_processors::handlers::NAMES,
-                &shutdown,
-            )
-            .await?;
-            serve(
-                listen.processor_addr,
-                ops_only(Arc::new(AllReady(flags))).merge(rebuild_admin::routes(admin)),
-                &shutdown,
-                &mut tasks,
-                "processor",
-            )
-            .await?;
-            start_query(common, versions, listen.query_addr, &shutdown, &mut tasks).await?;
-            print_welcome(&listen, common)?;
-            drop(registry);
+                )
+                .await?,
+            );
+            let store = open_store(&settings.store).await?;
+            let versions = follow_versions(store, &shutdown, &mut tasks).await?;
+            let names = fleuve_processors::handlers::NAMES.to_vec();
+            let config = processors(&kafka, &settings, names, Arc::clone(&versions))?;
+            servers.push(fleuve_processors::start(config, &shutdown).await?);
+            servers.push(
+                start_query(&kafka, &no_auth, &query, &query_addr, versions, &shutdown).await?,
+            );
+            print_welcome(
+                (&query_addr, &registry_addr, &ingest_addr),
+                &kafka,
+                &settings.store,
+                &no_auth,
+            )?;
         }
+    }
+    for server in servers {
+        tasks.spawn(async move { server.stopped().await.map_err(anyhow::Error::from) });
     }
     // Wait for Ctrl-C / SIGTERM, or for any service to fail (which stops the others).
     let mut failure = None;
@@ -730,16 +812,16 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 async fn check_schemas(
-    common: &Common,
+    registry: &RegistryUrl,
     dir: &std::path::Path,
     against: schemas_check::Against,
     level: Option<fleuve_registry::compatibility::CompatibilityLevel>,
 ) -> Result<()> {
     let against = match against {
         schemas_check::Against::Registry(_) => {
-            schemas_check::Against::Registry(common.registry_url.clone())
+            schemas_check::Against::Registry(registry.registry_url.clone())
         }
         other => other,
     };
@@ -778,13 +860,12 @@ async fn check_schemas(
 
 /// `fleuve replay`: the range to the output, a progress bar on a terminal, the summary on
 /// stderr.
-#[allow(clippy::print_stderr)]
-async fn replay(common: &Common, args: ReplayArgs) -> Result<()> {
+async fn replay(kafka: &Kafka, registry: &RegistryUrl, args: ReplayArgs) -> Result<()> {
     use std::io::IsTerminal;
 
     let mut config = fleuve_replay::ReplayConfig::new(
-        common.kafka("fleuve-replay"),
-        &common.registry_url,
+        kafka.kafka("fleuve-replay"),
+        &registry.registry_url,
         &args.topic,
     );
     config.from = args.from;
@@ -877,89 +958,48 @@ fn spawn_signal_handler(shutdown: CancellationToken) {
     });
 }
 
-async fn create_topics(common: &Common) -> Result<()> {
-    let kafka = common.kafka("fleuve-admin");
-    topics::ensure_topics(&kafka, &topics::platform_topics(common.partitions))
+async fn create_topics(kafka: &Kafka, partitions: &Partitions) -> Result<()> {
+    let config = kafka.kafka("fleuve-admin");
+    topics::ensure_topics(&config, &topics::platform_topics(partitions.partitions))
         .await
         .with_context(|| {
             format!(
                 "creating topics on the broker at {} (is it running? `make broker` starts one)",
-                common.brokers
+                kafka.brokers
             )
         })
 }
 
-async fn open_store(common: &Common) -> Result<Arc<dyn Store>> {
-    fleuve_projections::open(&common.store)
+async fn open_store(store: &StoreUrl) -> Result<Arc<dyn Store>> {
+    fleuve_projections::open(&store.store)
         .await
-        .with_context(|| format!("opening the projection store {}", common.store))
-}
-
-async fn start_registry(
-    common: &Common,
-    addr: SocketAddr,
-    shutdown: &CancellationToken,
-    tasks: &mut JoinSet<Result<()>>,
-) -> Result<Registry> {
-    let registry = Registry::start(RegistryConfig::new(common.kafka("fleuve-registry")))
-        .await
-        .with_context(|| {
-            format!(
-                "starting the schema registry on the broker at {}",
-                common.brokers
-            )
-        })?;
-    serve(addr, registry.router(), shutdown, tasks, "registry").await?;
-    let stopper = registry.clone();
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        token.cancelled().await;
-        stopper.shutdown().await;
-        Ok(())
-    });
-    Ok(registry)
+        .with_context(|| format!("opening the projection store {}", store.store))
 }
 
 async fn start_ingest(
-    common: &Common,
-    addr: SocketAddr,
+    kafka: &Kafka,
+    registry: &RegistryUrl,
+    no_auth: &NoAuth,
+    addr: &IngestAddr,
     shutdown: &CancellationToken,
-    tasks: &mut JoinSet<Result<()>>,
-) -> Result<()> {
-    let kafka = common.kafka("fleuve-ingest");
-    let publisher = Publisher::new(PublisherConfig::new(
-        kafka.clone(),
-        &common.registry_url,
-        "http-ingest",
-    ))
-    .context("creating the Kafka producer")?;
-    let readiness = Arc::new(ReadyFlag::not_ready("broker not checked yet"));
-    spawn_broker_check(kafka, Arc::clone(&readiness), shutdown.clone());
-    let config = IngestConfig {
-        auth: authenticator(common)?,
-        ..IngestConfig::default()
+) -> Result<Server> {
+    let config = ingest::ServiceConfig {
+        addr: addr.ingest_addr,
+        kafka: kafka.kafka("fleuve-ingest"),
+        registry_url: registry.registry_url.clone(),
+        ingest: IngestConfig {
+            auth: authenticator(no_auth)?,
+            ..IngestConfig::default()
+        },
     };
-    serve(
-        addr,
-        ingest::router(publisher.clone(), config, readiness),
-        shutdown,
-        tasks,
-        "ingest",
-    )
-    .await?;
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        token.cancelled().await;
-        publisher.flush(Duration::from_secs(10)).await;
-        Ok(())
-    });
-    Ok(())
+    Ok(ingest::start(config, shutdown).await?)
 }
 
 /// The JWT verifier from the FLEUVE_JWT_* settings; `None` only with `--no-auth`.
-fn authenticator(common: &Common) -> Result<Option<Authenticator>> {
-    let config = AuthConfig::from_env().context("reading the JWT settings")?;
-    match (config, common.no_auth) {
+fn authenticator(no_auth: &NoAuth) -> Result<Option<Authenticator>> {
+    let config =
+        AuthConfig::from_lookup(config_file::variable).context("reading the JWT settings")?;
+    match (config, no_auth.no_auth) {
         (_, true) => {
             tracing::warn!(
                 "authentication is disabled (--no-auth): anyone can publish and read everything"
@@ -976,33 +1016,38 @@ fn authenticator(common: &Common) -> Result<Option<Authenticator>> {
     }
 }
 
-#[allow(clippy::print_stdout)]
-fn print_config(common: &Common, listen: &Listen, batches: &Batches, watching: &Watching) {
-    let file = common
-        .config
-        .as_ref()
-        .map_or_else(|| "(none)".to_owned(), |p| p.display().to_string());
+#[expect(clippy::print_stdout, reason = "the command's output")]
+fn print_config(
+    file: Option<&std::path::Path>,
+    kafka: &Kafka,
+    processors: &ProcessorSettings,
+    no_auth: &NoAuth,
+    query: &QuerySettings,
+    (query_addr, registry_addr, ingest_addr): (&QueryAddr, &RegistryAddr, &IngestAddr),
+) {
+    let file = file.map_or_else(|| "(none)".to_owned(), |p| p.display().to_string());
+    let (batches, watching) = (&processors.batches, &processors.watching);
     println!("# configuration file: {file}");
-    println!("brokers = {:?}", common.brokers);
-    println!("registry_url = {:?}", common.registry_url);
-    println!("store = {:?}", common.store);
-    println!("partitions = {}", common.partitions);
-    println!("delivery_timeout_ms = {}", common.delivery_timeout_ms);
-    println!("no_auth = {}", common.no_auth);
-    println!("query_position_wait_ms = {}", common.query_position_wait_ms);
+    println!("brokers = {:?}", kafka.brokers);
+    println!("registry_url = {:?}", processors.registry.registry_url);
+    println!("store = {:?}", processors.store.store);
+    println!("partitions = {}", processors.partitions.partitions);
+    println!("delivery_timeout_ms = {}", kafka.delivery_timeout_ms);
+    println!("no_auth = {}", no_auth.no_auth);
+    println!("query_position_wait_ms = {}", query.query_position_wait_ms);
     println!(
         "query_request_timeout_ms = {}",
-        common.query_request_timeout_ms
+        query.query_request_timeout_ms
     );
-    println!("query_max_lag_events = {}", common.query_max_lag_events);
-    println!("query_stall_after_ms = {}", common.query_stall_after_ms);
-    if let Some(path) = &common.exports_partners {
+    println!("query_max_lag_events = {}", query.query_max_lag_events);
+    println!("query_stall_after_ms = {}", query.query_stall_after_ms);
+    if let Some(path) = &processors.exports.exports_partners {
         println!("exports_partners = {:?}", path.display().to_string());
     }
-    println!("query_addr = \"{}\"", listen.query_addr);
-    println!("registry_addr = \"{}\"", listen.registry_addr);
-    println!("ingest_addr = \"{}\"", listen.ingest_addr);
-    println!("processor_addr = \"{}\"", listen.processor_addr);
+    println!("query_addr = \"{}\"", query_addr.query_addr);
+    println!("registry_addr = \"{}\"", registry_addr.registry_addr);
+    println!("ingest_addr = \"{}\"", ingest_addr.ingest_addr);
+    println!("processor_addr = \"{}\"", processors.addr.processor_addr);
     println!(
         "processor_batch_max_events = {}",
         batches.processor_batch_max_events
@@ -1024,17 +1069,17 @@ fn print_config(common: &Common, listen: &Listen, batches: &Batches, watching: &
     );
     for key in config_file::KEYS.iter().filter(|k| k.starts_with("jwt_")) {
         let var = format!("FLEUVE_{}", key.to_ascii_uppercase());
-        match std::env::var(&var) {
-            Ok(_) if key.ends_with("secret") => println!("{key} = \"(set, hidden)\""),
-            Ok(v) => println!("{key} = {v:?}"),
-            Err(_) => {}
+        match config_file::variable(&var) {
+            Some(_) if key.ends_with("secret") => println!("{key} = \"(set, hidden)\""),
+            Some(v) => println!("{key} = {v:?}"),
+            None => {}
         }
     }
 }
 
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 fn print_token(sub: &str, scopes: &[String], ttl_secs: u64) -> Result<()> {
-    let secret = std::env::var("FLEUVE_JWT_HS256_SECRET")
+    let secret = config_file::variable("FLEUVE_JWT_HS256_SECRET")
         .context("FLEUVE_JWT_HS256_SECRET is not set: tokens are signed with it")?;
     let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
     println!(
@@ -1042,22 +1087,6 @@ fn print_token(sub: &str, scopes: &[String], ttl_secs: u64) -> Result<()> {
         mint_hs256(&secret, sub, &scopes, Duration::from_secs(ttl_secs))?
     );
     Ok(())
-}
-
-fn spawn_broker_check(kafka: KafkaConfig, flag: Arc<ReadyFlag>, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        loop {
-            let result = topics::existing_topics(&kafka)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("broker at {} unreachable: {e}", kafka.bootstrap_servers));
-            flag.set(result);
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(5)) => {}
-            }
-        }
-    });
 }
 
 /// The processors named on the command line (`all` for every one), each once, in the
@@ -1086,15 +1115,6 @@ fn processor_names(names: &[String]) -> Result<Vec<&'static str>> {
     Ok(out)
 }
 
-/// Ready when every processor is; otherwise the first reason.
-struct AllReady(Vec<Arc<ReadyFlag>>);
-
-impl Readiness for AllReady {
-    fn ready(&self) -> Result<(), String> {
-        self.0.iter().try_for_each(|f| f.ready())
-    }
-}
-
 /// The projection versions in `store`, refreshed every [`VERSIONS_REFRESH`] until shutdown.
 async fn follow_versions(
     store: Arc<dyn Store>,
@@ -1120,31 +1140,8 @@ async fn follow_versions(
 /// switching in another process).
 const VERSIONS_REFRESH: Duration = Duration::from_millis(500);
 
-/// The builds of the projections whose processors run here, resuming unfinished ones.
-async fn start_rebuilds(
-    common: &Common,
-    batches: &Batches,
-    versions: &Arc<Versions>,
-    names: &[&'static str],
-    shutdown: &CancellationToken,
-) -> Result<rebuild_admin::Admin> {
-    let mut config = ProcessorConfig::new(common.kafka("fleuve-rebuild"), &common.registry_url);
-    batches.apply(&mut config);
-    let local: Vec<&'static str> = names
-        .iter()
-        .copied()
-        .filter(|n| fleuve_projections::versions::tables_of(n).is_some())
-        .collect();
-    let rebuilds = Rebuilds::new(config, Arc::clone(versions), shutdown.clone());
-    rebuilds
-        .resume(&local)
-        .await
-        .context("resuming unfinished projection builds")?;
-    Ok(rebuild_admin::Admin { rebuilds, local })
-}
-
 /// `fleuve rebuild`.
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 async fn rebuild(args: RebuildArgs) -> Result<()> {
     init_replay_tracing();
     let client = rebuild_admin::Client::new(&args.target.processor_url)?;
@@ -1172,7 +1169,9 @@ async fn rebuild(args: RebuildArgs) -> Result<()> {
                     format!("{:?}", i.kind).to_lowercase(),
                     format!("{:?}", i.state).to_lowercase(),
                     i.name.unwrap_or_default(),
-                    i.as_of_ms.map(format_ms).unwrap_or_default(),
+                    i.as_of_ms
+                        .map(|ms| rfc3339_millis(ms).unwrap_or_else(|| ms.to_string()))
+                        .unwrap_or_default(),
                     i.records
                 );
             }
@@ -1224,151 +1223,85 @@ async fn rebuild(args: RebuildArgs) -> Result<()> {
     }
 }
 
-/// RFC 3339 UTC for ms since the epoch.
-fn format_ms(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ms.to_string())
-}
-
-fn start_processor(
-    common: &Common,
-    (batches, watching): (&Batches, &Watching),
-    name: &str,
-    versions: Arc<Versions>,
-    shutdown: &CancellationToken,
-    tasks: &mut JoinSet<Result<()>>,
-) -> Result<Arc<ReadyFlag>> {
-    let store = Arc::clone(versions.base());
-    let Some(mut handler) = fleuve_processors::handlers::by_name(name) else {
-        bail!(
-            "unknown processor `{name}`; known processors: {}",
-            fleuve_processors::handlers::NAMES.join(", ")
-        );
-    };
-    if name == exports::NAME {
-        handler = start_exports_relay(common, Arc::clone(&store), shutdown, tasks)?;
-    }
-    let mut config = ProcessorConfig::new(
-        common.kafka(&format!("fleuve-{name}")),
-        &common.registry_url,
-    );
-    batches.apply(&mut config);
-    watching.apply(&common.store, &mut config)?;
-    let processor = Processor::new(config, handler, store)?.follow_versions(versions);
-    let readiness = processor.readiness();
-    let token = shutdown.clone();
-    tasks.spawn(async move { processor.run(token).await.map_err(anyhow::Error::from) });
-    Ok(readiness)
-}
-
-/// The `exports` processor with the configured partners, and its outbox relay (which
-/// creates the partners' compacted topics first).
-fn start_exports_relay(
-    common: &Common,
-    store: Arc<dyn Store>,
-    shutdown: &CancellationToken,
-    tasks: &mut JoinSet<Result<()>>,
-) -> Result<Arc<dyn fleuve_processors::runtime::Handler>> {
-    let partners = match &common.exports_partners {
-        Some(path) => exports::Partners::load(path)?,
-        None => exports::Partners::default(),
-    };
-    if partners.is_empty() {
-        tracing::warn!("exports: no partner configured (--exports-partners): nothing is exported");
-    }
-    let partners = Arc::new(partners);
-    let mut config =
-        exports::RelayConfig::new(common.kafka("fleuve-exports-relay"), &common.registry_url);
-    config.partitions = common.partitions;
-    let relay = exports::Relay::new(config, Arc::clone(&partners), store)?;
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        relay.ensure_topics().await?;
-        relay.run(token).await.map_err(anyhow::Error::from)
-    });
-    Ok(Arc::new(exports::Exports::new(partners)))
-}
-
 async fn start_query(
-    common: &Common,
+    kafka: &Kafka,
+    no_auth: &NoAuth,
+    query: &QuerySettings,
+    addr: &QueryAddr,
     versions: Arc<Versions>,
-    addr: SocketAddr,
     shutdown: &CancellationToken,
-    tasks: &mut JoinSet<Result<()>>,
-) -> Result<()> {
-    let position_wait = Duration::from_millis(common.query_position_wait_ms);
-    let request_timeout = Duration::from_millis(common.query_request_timeout_ms);
+) -> Result<Server> {
+    let position_wait = Duration::from_millis(query.query_position_wait_ms);
+    let request_timeout = Duration::from_millis(query.query_request_timeout_ms);
     if position_wait >= request_timeout {
         bail!(
             "query_position_wait_ms ({}) must be less than query_request_timeout_ms ({}): a read \
              waiting for its position would always time out first",
-            common.query_position_wait_ms,
-            common.query_request_timeout_ms
+            query.query_position_wait_ms,
+            query.query_request_timeout_ms
         );
     }
-    if common.query_max_lag_events < 0 {
+    if query.query_max_lag_events < 0 {
         bail!(
             "query_max_lag_events must be 0 (no lag check) or more, got {}",
-            common.query_max_lag_events
+            query.query_max_lag_events
         );
     }
     let config = QueryConfig {
-        auth: authenticator(common)?,
+        auth: authenticator(no_auth)?,
         position_wait,
         request_timeout,
-        lag: (common.query_max_lag_events > 0 || common.query_stall_after_ms > 0).then(|| {
-            LagConfig::new(common.kafka("fleuve-query"), common.query_max_lag_events)
+        lag: (query.query_max_lag_events > 0 || query.query_stall_after_ms > 0).then(|| {
+            LagConfig::new(kafka.kafka("fleuve-query"), query.query_max_lag_events)
                 .with_stall_after(
-                    (common.query_stall_after_ms > 0)
-                        .then(|| Duration::from_millis(common.query_stall_after_ms)),
+                    (query.query_stall_after_ms > 0)
+                        .then(|| Duration::from_millis(query.query_stall_after_ms)),
                 )
         }),
         ..QueryConfig::default()
     };
-    serve(
-        addr,
-        fleuve_query_api::router(fleuve_query_api::Source::Versions(versions), config),
-        shutdown,
-        tasks,
-        "query",
-    )
-    .await
+    let config = fleuve_query_api::ServiceConfig {
+        addr: addr.query_addr,
+        versions,
+        query: config,
+    };
+    Ok(fleuve_query_api::start(config, shutdown).await?)
 }
 
-fn ops_only(readiness: Arc<dyn Readiness>) -> axum::Router {
-    fleuve_service::ops_routes(readiness)
+/// What `fleuve process` and `fleuve run` give the processors.
+fn processors(
+    kafka: &Kafka,
+    settings: &ProcessorSettings,
+    names: Vec<&'static str>,
+    versions: Arc<Versions>,
+) -> Result<fleuve_processors::ServiceConfig> {
+    let mut runtime = ProcessorConfig::new(
+        kafka.kafka("fleuve-processor"),
+        &settings.registry.registry_url,
+    );
+    settings.batches.apply(&mut runtime);
+    settings
+        .watching
+        .apply(&settings.store.store, &mut runtime)?;
+    Ok(fleuve_processors::ServiceConfig {
+        addr: settings.addr.processor_addr,
+        names,
+        runtime,
+        exports_partners: settings.exports.exports_partners.clone(),
+        export_partitions: settings.partitions.partitions,
+        versions,
+    })
 }
 
-async fn serve(
-    addr: SocketAddr,
-    router: axum::Router,
-    shutdown: &CancellationToken,
-    tasks: &mut JoinSet<Result<()>>,
-    service: &'static str,
+#[expect(clippy::print_stdout, reason = "the command's output")]
+fn print_welcome(
+    (query_addr, registry_addr, ingest_addr): (&QueryAddr, &RegistryAddr, &IngestAddr),
+    kafka: &Kafka,
+    store: &StoreUrl,
+    no_auth: &NoAuth,
 ) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("{service}: cannot listen on {addr} (is another instance running?)")
-    })?;
-    tracing::info!(service, %addr, "listening");
-    let token = shutdown.clone();
-    tasks.spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await
-            .with_context(|| format!("{service} server on {addr}"))
-    });
-    Ok(())
-}
-
-#[allow(clippy::print_stdout)]
-fn print_welcome(listen: &Listen, common: &Common) -> Result<()> {
-    let (auth_header, read_header) = match std::env::var("FLEUVE_JWT_HS256_SECRET") {
-        Ok(secret) if !common.no_auth => {
+    let (auth_header, read_header) = match config_file::variable("FLEUVE_JWT_HS256_SECRET") {
+        Some(secret) if !no_auth.no_auth => {
             let day = Duration::from_secs(24 * 3600);
             let write = mint_hs256(&secret, "dev", &["events:write"], day)?;
             let read = mint_hs256(&secret, "u-1", &["user"], day)?;
@@ -1399,11 +1332,11 @@ to wait until the projection has it):
 
 Ctrl-C stops everything.
 "#,
-        query = listen.query_addr,
-        registry = listen.registry_addr,
-        ingest = listen.ingest_addr,
-        brokers = common.brokers,
-        store = common.store,
+        query = query_addr.query_addr,
+        registry = registry_addr.registry_addr,
+        ingest = ingest_addr.ingest_addr,
+        brokers = kafka.brokers,
+        store = store.store,
     );
     Ok(())
 }
@@ -1418,11 +1351,11 @@ mod tests {
     fn batches(args: &[&str]) -> Result<(usize, u64), String> {
         let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
         match cli.command {
-            Command::Process { batches, .. }
-            | Command::Run { batches, .. }
-            | Command::Config { batches, .. } => Ok((
-                batches.processor_batch_max_events,
-                batches.processor_batch_max_wait_ms,
+            Command::Process { processors, .. }
+            | Command::Run { processors, .. }
+            | Command::Config { processors, .. } => Ok((
+                processors.batches.processor_batch_max_events,
+                processors.batches.processor_batch_max_wait_ms,
             )),
             other => panic!("not a command with batch settings: {other:?}"),
         }
@@ -1470,11 +1403,11 @@ mod tests {
             "--processor-batch-max-wait-ms=40",
         ])
         .unwrap();
-        let Command::Process { batches, .. } = cli.command else {
+        let Command::Process { processors, .. } = cli.command else {
             panic!("not `process`");
         };
         let mut config = runtime.clone();
-        batches.apply(&mut config);
+        processors.batches.apply(&mut config);
         assert_eq!(config.batch_max_events, 300);
         assert_eq!(config.batch_max_wait, Duration::from_millis(40));
     }
@@ -1514,14 +1447,15 @@ mod tests {
     /// runtime configuration for the store `store`.
     fn watching(args: &[&str], store: &str) -> Result<ProcessorConfig, String> {
         let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
-        let (Command::Process { watching, .. }
-        | Command::Run { watching, .. }
-        | Command::Config { watching, .. }) = cli.command
+        let (Command::Process { processors, .. }
+        | Command::Run { processors, .. }
+        | Command::Config { processors, .. }) = cli.command
         else {
             panic!("not a command with processor settings");
         };
         let mut config = ProcessorConfig::new(KafkaConfig::new("127.0.0.1:9092"), "http://r");
-        watching
+        processors
+            .watching
             .apply(store, &mut config)
             .map_err(|e| e.to_string())?;
         Ok(config)
@@ -1652,6 +1586,97 @@ mod tests {
             ] {
                 assert!(vars.iter().any(|v| v == var), "`{command}` ignores {var}");
             }
+        }
+    }
+
+    /// Each command takes the settings it uses, and only those.
+    #[test]
+    fn settings_are_scoped_to_the_commands_that_use_them() {
+        for args in [
+            &["fleuve", "token", "--brokers", "k:9092"][..],
+            &["fleuve", "registry", "--query-addr", "127.0.0.1:1"],
+            &["fleuve", "ingest", "--store", "embedded://x"],
+            &["fleuve", "query", "--processor-batch-max-events", "10"],
+            &["fleuve", "process", "all", "--no-auth"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err().to_string();
+            assert!(err.contains("unexpected argument"), "{args:?}: {err}");
+        }
+        for args in [
+            &[
+                "fleuve",
+                "run",
+                "--brokers",
+                "k:9092",
+                "--query-addr",
+                "127.0.0.1:1",
+            ][..],
+            &[
+                "fleuve",
+                "topics",
+                "create",
+                "--brokers",
+                "k:9092",
+                "--partitions",
+                "6",
+            ],
+            &["fleuve", "schemas", "check", "--registry-url", "http://r"],
+            &[
+                "fleuve",
+                "replay",
+                "--topic",
+                "orders",
+                "--brokers",
+                "k:9092",
+            ],
+            &["fleuve", "--config", "f.toml", "config", "--no-auth"],
+        ] {
+            Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+    }
+
+    /// A file's value is the default of its setting in every command that has it; the
+    /// environment and the flags still win.
+    #[test]
+    fn file_values_become_the_settings_defaults() {
+        let values = vec![
+            ("brokers".to_owned(), "file:9092".to_owned()),
+            ("processor_batch_max_events".to_owned(), "77".to_owned()),
+            ("query_addr".to_owned(), "0.0.0.0:9000".to_owned()),
+        ];
+        let command = config_file::install(Cli::command(), values);
+        let parse = |args: &[&str]| {
+            Cli::from_arg_matches(&command.clone().try_get_matches_from(args).unwrap()).unwrap()
+        };
+        let Command::Run {
+            kafka,
+            processors,
+            query_addr,
+            ..
+        } = parse(&["fleuve", "run"]).command
+        else {
+            panic!("not `run`");
+        };
+        assert_eq!(kafka.brokers, "file:9092");
+        assert_eq!(processors.batches.processor_batch_max_events, 77);
+        assert_eq!(query_addr.query_addr.to_string(), "0.0.0.0:9000");
+        let Command::Registry { kafka, .. } =
+            parse(&["fleuve", "registry", "--brokers", "flag:1"]).command
+        else {
+            panic!("not `registry`");
+        };
+        assert_eq!(kafka.brokers, "flag:1");
+        // Every key but the JWT ones is a setting of some command.
+        let mut ids: Vec<String> = Vec::new();
+        fn collect(c: &clap::Command, ids: &mut Vec<String>) {
+            ids.extend(c.get_arguments().map(|a| a.get_id().to_string()));
+            for sub in c.get_subcommands() {
+                collect(sub, ids);
+            }
+        }
+        collect(&Cli::command(), &mut ids);
+        for key in config_file::KEYS.iter().filter(|k| !k.starts_with("jwt_")) {
+            assert!(ids.iter().any(|id| id == key), "`{key}` is no setting");
         }
     }
 

@@ -1,6 +1,9 @@
 //! Settings precedence: defaults < configuration file < FLEUVE_* environment < flags, shown by
 //! `fleuve config`; mistakes in the file are named.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on the first unexpected error"
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -94,7 +97,7 @@ fn mistakes_in_the_file_are_named() {
 #[test]
 fn process_refuses_unknown_processor_names() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleuve"))
-        .args(["--no-auth", "process", "user_progress", "nope"])
+        .args(["process", "user_progress", "nope"])
         .output()
         .unwrap();
     assert!(!out.status.success());

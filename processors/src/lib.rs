@@ -17,7 +17,9 @@
 //! * [`rebuild`]: builds a new version of a projection from the start of the log beside the
 //!   live one (a bounded processor: no group, every partition up to end offsets), then
 //!   switches the live processor and the query API to it; or a snapshot as of a past
-//!   instant. `fleuve rebuild` drives it through the processors' admin endpoints.
+//!   instant. `fleuve rebuild` drives it through the processors' admin endpoints ([`admin`]).
+//! * [`start`] ([`serve`]): the processors of one process, their builds and their ops
+//!   server, as `fleuve process` runs them.
 //!
 //! # Exactly once in effect
 //!
@@ -61,6 +63,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod handlers;
 pub mod rebuild;
 pub mod runtime;
+pub mod serve;
+
+pub use serve::{start, ServiceConfig, StartError};

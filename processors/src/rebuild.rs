@@ -35,6 +35,7 @@ use fleuve_projections::versions::{
     VersionState, Versions,
 };
 use fleuve_projections::{Checkpoint, Store};
+use fleuve_service::retry::{retry, Backoff, Stopped};
 use rdkafka::consumer::BaseConsumer;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -530,18 +531,18 @@ impl Rebuilds {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, fleuve_projections::StoreError>>,
     {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match op().await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(error = %e, "build: transient store failure; retrying");
-                    self.sleep(backoff).await?;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => return Err(Stop::Failed(e.to_string())),
-            }
-        }
+        retry(
+            Backoff::default(),
+            &self.shutdown,
+            &mut op,
+            fleuve_projections::StoreError::is_transient,
+            |e, _| tracing::warn!(error = %e, "build: transient store failure; retrying"),
+        )
+        .await
+        .map_err(|stopped| match stopped {
+            Stopped::Shutdown => Stop::Shutdown,
+            Stopped::Permanent(e) => Stop::Failed(e.to_string()),
+        })
     }
 
     async fn sleep(&self, d: Duration) -> Result<(), Stop> {

@@ -233,10 +233,13 @@ mod metrics;
 pub mod openapi;
 mod readiness;
 mod routes;
+mod server;
 pub mod snapshot;
 mod state;
 mod table;
 mod views;
+pub use server::{start, ServiceConfig};
+
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;

@@ -3,12 +3,14 @@
 use std::sync::{Arc, PoisonError, RwLockReadGuard};
 
 use axum::body::Bytes;
-use axum::extract::{MatchedPath, Path, RawQuery, Request, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use fleuve_schemas::text::quoted;
+use fleuve_service::http::{self, track_requests, Missing};
 use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 
@@ -66,21 +68,10 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Router {
         )
         .fallback(not_found)
         .with_state(inner)
-        .layer(middleware::from_fn(count_requests))
-}
-
-/// Counts requests by route template (never the raw path) and status code.
-async fn count_requests(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(request).await;
-    metrics()
-        .requests
-        .with_label_values(&[route.as_str(), response.status().as_str()])
-        .inc();
-    response
+        .layer(middleware::from_fn_with_state(
+            metrics().requests.clone(),
+            track_requests,
+        ))
 }
 
 /// An error in Confluent's shape: `{"error_code": 40401, "message": "…"}`.
@@ -458,28 +449,17 @@ struct SchemaRequest {
 
 /// Refuses a request body sent with a content type the registry does not accept.
 fn check_content_type(headers: &HeaderMap) -> Result<(), SrError> {
-    let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let essence = ct
-        .to_str()
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if ACCEPTED_CONTENT_TYPES.contains(&essence.as_str()) {
-        return Ok(());
-    }
-    Err(SrError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        415,
-        format!(
-            "Unsupported content type '{essence}'; send {}",
-            ACCEPTED_CONTENT_TYPES.join(", ")
-        ),
-    ))
+    http::check_content_type(headers, &ACCEPTED_CONTENT_TYPES, Missing::Accepted).map_err(|e| {
+        SrError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            415,
+            format!(
+                "Unsupported content type '{}'; send {}",
+                quoted(&e.essence),
+                ACCEPTED_CONTENT_TYPES.join(", ")
+            ),
+        )
+    })
 }
 
 /// Reads and validates a registration/lookup body into a parsed schema.

@@ -26,7 +26,8 @@
 //! manually assigned to partition 0 from the beginning: it never joins a consumer group and
 //! never commits (librdkafka still wants a `group.id`, `fleuve-registry-reader`, to accept
 //! the assignment). `/readyz` answers 200 while the reader is alive and caught up;
-//! `/metrics` exposes `fleuve_registry_requests_total{route,status}` (route templates such
+//! `/metrics` exposes `fleuve_registry_requests_total{route,status}`,
+//! `fleuve_registry_request_duration_seconds{route}`, `fleuve_registry_in_flight_requests` (route templates such
 //! as `/subjects/{subject}/versions`, never raw paths) and `fleuve_registry_schemas`
 //! (distinct ids; process-wide, so with several replicas in one process it shows the last
 //! one to fold).
@@ -184,12 +185,14 @@
 //!   config small.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use fleuve_kafka::topics::{ensure_topics, schemas_topic, SCHEMAS};
 use fleuve_kafka::KafkaConfig;
+use fleuve_service::serve::{ServeError, Server};
 use fleuve_service::{ops_routes, Readiness};
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureProducer;
@@ -217,6 +220,8 @@ pub struct RegistryConfig {
     pub kafka: KafkaConfig,
     /// The single-partition, compacted topic holding the registry's log (default `_schemas`).
     pub topic: String,
+    /// Address of the REST API when [`start`] serves it (default `127.0.0.1:8081`).
+    pub addr: SocketAddr,
 }
 
 impl RegistryConfig {
@@ -225,6 +230,7 @@ impl RegistryConfig {
         Self {
             kafka,
             topic: SCHEMAS.to_owned(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
         }
     }
 }
@@ -436,6 +442,47 @@ impl Registry {
             }
         }
     }
+}
+
+/// Why [`start`] could not serve the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("starting the schema registry on the brokers at {brokers}")]
+    Registry {
+        brokers: String,
+        #[source]
+        source: RegistryError,
+    },
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// [`Registry::start`], then the REST API on `config.addr` until `shutdown`; the log reader
+/// stops with the server.
+pub async fn start(
+    config: RegistryConfig,
+    shutdown: &CancellationToken,
+) -> Result<Server, StartError> {
+    let brokers = config.kafka.bootstrap_servers.clone();
+    let addr = config.addr;
+    let registry = Registry::start(config)
+        .await
+        .map_err(|source| StartError::Registry { brokers, source })?;
+    let served = Server::bind("registry", addr, registry.router(), shutdown).await;
+    let mut server = match served {
+        Ok(server) => server,
+        Err(e) => {
+            registry.shutdown().await;
+            return Err(e.into());
+        }
+    };
+    let stop = server.stop_token();
+    server.spawn("schemas reader", async move {
+        stop.cancelled().await;
+        registry.shutdown().await;
+        Ok::<(), std::convert::Infallible>(())
+    });
+    Ok(server)
 }
 
 /// A consumer assigned to partition 0 (it never joins a group nor commits: librdkafka only

@@ -24,6 +24,10 @@ use apache_avro::types::Value;
 use apache_avro::Schema;
 use serde_json::Value as Json;
 
+/// Kept at its old path: replay and the end-to-end tests format timestamps with it.
+pub use crate::clock::rfc3339_millis;
+use crate::text::quoted;
+
 /// A JSON document that does not match a schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("field `{field}`: {reason}")]
@@ -130,7 +134,7 @@ fn convert(
             Json::Number(n) => {
                 let v = n.as_f64().ok_or_else(|| err(path, "not a finite number"))?;
                 if matches!(schema, Schema::Float) {
-                    #[allow(clippy::cast_possible_truncation)]
+                    // Rounds to the nearest `float`, as a `float` field holds it.
                     Ok(Value::Float(v as f32))
                 } else {
                     Ok(Value::Double(v))
@@ -145,7 +149,7 @@ fn convert(
         Schema::Uuid(UuidSchema::String) => match json {
             Json::String(s) => uuid::Uuid::parse_str(s)
                 .map(Value::Uuid)
-                .map_err(|_| err(path, format!("`{}` is not a UUID", truncate(s)))),
+                .map_err(|_| err(path, format!("`{}` is not a UUID", quoted(s)))),
             other => Err(err(
                 path,
                 format!("expected a UUID string, got {}", kind(other)),
@@ -158,7 +162,7 @@ fn convert(
                         .map_err(|_| {
                             err(
                                 path,
-                                format!("`{}` is not an RFC 3339 timestamp", truncate(s)),
+                                format!("`{}` is not an RFC 3339 timestamp", quoted(s)),
                             )
                         })?;
                 let ms = t.unix_timestamp_nanos() / 1_000_000;
@@ -179,7 +183,7 @@ fn convert(
                 Some(i) => Ok(Value::Enum(u32::try_from(i).unwrap_or(u32::MAX), s.clone())),
                 None => Err(err(
                     path,
-                    format!("`{}` is not one of {}", truncate(s), e.symbols.join(", ")),
+                    format!("`{}` is not one of {}", quoted(s), e.symbols.join(", ")),
                 )),
             },
             other => Err(err(
@@ -301,44 +305,6 @@ pub fn to_json(value: &Value) -> Json {
     serde_json::to_value(AvroJson(value)).unwrap_or(Json::Null)
 }
 
-/// `ms` since the Unix epoch as RFC 3339 in UTC, with the fraction of a second only when
-/// it is not zero and without trailing zeros (`2026-11-22T10:00:00.5Z`, as the `time`
-/// crate writes it); `None` outside the years 0000 to 9999.
-pub fn rfc3339_millis(ms: i64) -> Option<String> {
-    use std::fmt::Write;
-    // Days to civil date: Howard Hinnant's `civil_from_days`, in proleptic Gregorian.
-    let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days.checked_add(719_468)?;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    if !(0..=9999).contains(&year) {
-        return None;
-    }
-    let mut out = String::with_capacity(24);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    );
-    if milli != 0 {
-        let _ = write!(out, ".{milli:03}");
-        while out.ends_with('0') {
-            out.pop();
-        }
-    }
-    out.push('Z');
-    Some(out)
-}
-
 impl serde::Serialize for AvroJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{SerializeMap, SerializeSeq};
@@ -387,18 +353,6 @@ impl serde::Serialize for AvroJson<'_> {
             other => s.collect_str(&format_args!("{other:?}")),
         }
     }
-}
-
-fn truncate(s: &str) -> String {
-    const MAX: usize = 64;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
@@ -487,20 +441,6 @@ mod tests {
         assert_eq!(json["opt"], Json::Null);
         assert_eq!(json["kind"], json!("a"));
         assert_eq!(to_avro(&schema(), &json).unwrap(), v);
-    }
-
-    #[test]
-    fn timestamps_are_written_as_the_time_crate_writes_them() {
-        let rfc3339 = &time::format_description::well_known::Rfc3339;
-        let mut ms: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
-        while ms < 253_402_300_800_000 {
-            let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                .unwrap();
-            assert_eq!(rfc3339_millis(ms), Some(t.format(rfc3339).unwrap()), "{ms}");
-            ms += 86_399_999_937;
-        }
-        assert_eq!(rfc3339_millis(253_402_300_800_000), None);
-        assert_eq!(rfc3339_millis(-62_167_219_200_001), None);
     }
 
     #[test]

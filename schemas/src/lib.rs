@@ -12,6 +12,8 @@
 //!   optional `correlation_id`), first in every record.
 //! * [`export`]: the records partners read from their export topics (`avro/export/`), which
 //!   are not events.
+//! * [`clock`]: milliseconds since the epoch (`now_ms`) and their RFC 3339 forms, and
+//!   [`text::quoted`], user input as an error message quotes it (one copy for every crate).
 //! * [`check_id`], [`check_country`], [`check_currency`]: the identifier, ISO 3166-1 alpha-2
 //!   and ISO 4217 rules the events use, for anyone who needs them before building an event.
 //!
@@ -41,10 +43,12 @@
 //! ```
 
 mod catalog;
+pub mod clock;
 mod codes;
 pub mod events;
 pub mod export;
 pub mod json;
+pub mod text;
 
 pub use catalog::{catalog, find, find_by_full_name, topics, EventSpec};
 pub use codes::{check_country, check_currency, COUNTRIES};

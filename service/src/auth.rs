@@ -79,23 +79,24 @@
 //! (`Extension<Claims>` in a handler). [`mint_hs256`] makes tokens for development and tests.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{FromFnLayer, Next};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use fleuve_schemas::text::quoted;
 use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use rsa::traits::PublicKeyParts;
-use rsa::{BigUint, RsaPublicKey};
+use rsa::RsaPublicKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -208,7 +209,11 @@ impl AuthConfig {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Option<AuthConfig>, AuthError> {
+    /// [`from_env`](Self::from_env) with the variables' values from `get` (such as the
+    /// environment, else a configuration file).
+    pub fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<AuthConfig>, AuthError> {
         let read = |var: &'static str| -> Result<Option<String>, AuthError> {
             let Some(path) = get(var).filter(|p| !p.trim().is_empty()) else {
                 return Ok(None);
@@ -422,7 +427,7 @@ impl Authenticator {
             other => {
                 return Err(invalid_token(format!(
                     "the token's algorithm `{}` is not accepted; accepted: {}",
-                    truncate(other),
+                    quoted(other),
                     inner.accepted()
                 )))
             }
@@ -499,7 +504,7 @@ impl Authenticator {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(invalid_token(format!(
                 "the Authorization header uses the `{}` scheme; send `Authorization: Bearer <token>`",
-                truncate(scheme)
+                quoted(scheme)
             )));
         }
         self.verify(token)
@@ -513,7 +518,7 @@ impl Authenticator {
     }
 
     /// A layer that lets through only requests whose token carries `scope`.
-    pub fn require(&self, scope: &'static str) -> RequireScope {
+    pub fn require(&self, scope: &'static str) -> RequireScopeLayer {
         layer(self.clone(), scope)
     }
 
@@ -594,7 +599,7 @@ impl Inner {
         match kid {
             Some(kid) => Err(invalid_token(format!(
                 "no key with id (`kid`) `{}` is configured; known: {}",
-                truncate(kid),
+                quoted(kid),
                 self.jwks.keys().cloned().collect::<Vec<_>>().join(", ")
             ))),
             None => match self.jwks.values().next() {
@@ -638,7 +643,7 @@ impl Claims {
             "forbidden",
             format!(
                 "the token of `{}` lacks the scope `{scope}` (its scopes: {has}); ask for a token with `{scope}`",
-                truncate(&self.sub)
+                quoted(&self.sub)
             ),
         ))
     }
@@ -675,10 +680,17 @@ pub fn mint_hs256(
     .map_err(|e| AuthError::Mint(e.to_string()))
 }
 
+/// The layer made by [`layer`]: [`require_scope`] as axum middleware.
+pub type RequireScopeLayer = FromFnLayer<Guard, RequireScope, (State<RequireScope>, Request)>;
+
+/// [`require_scope`] as a nameable function type.
+type Guard = fn(State<RequireScope>, Request, Next) -> BoxFuture;
+type BoxFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+
 /// A layer that requires a valid bearer token carrying `scope`, for
 /// `Router::route_layer` / `Router::layer`. Puts [`Claims`] in the request extensions.
-pub fn layer(auth: Authenticator, scope: &'static str) -> RequireScope {
-    RequireScope { auth, scope }
+pub fn layer(auth: Authenticator, scope: &'static str) -> RequireScopeLayer {
+    axum::middleware::from_fn_with_state(RequireScope { auth, scope }, require_scope as Guard)
 }
 
 /// [`layer`] when `auth` is `Some`; with `None` every request goes through unauthenticated,
@@ -686,61 +698,34 @@ pub fn layer(auth: Authenticator, scope: &'static str) -> RequireScope {
 pub fn optional_layer(
     auth: Option<Authenticator>,
     scope: &'static str,
-) -> tower::util::Either<RequireScope, tower::layer::util::Identity> {
+) -> tower::util::Either<RequireScopeLayer, tower::layer::util::Identity> {
     tower::util::option_layer(auth.map(|auth| layer(auth, scope)))
 }
 
-/// See [`layer`].
+/// What [`require_scope`] checks: a token verified by `auth`, carrying `scope`.
 #[derive(Clone, Debug)]
 pub struct RequireScope {
-    auth: Authenticator,
-    scope: &'static str,
+    pub auth: Authenticator,
+    pub scope: &'static str,
 }
 
-impl<S> tower::Layer<S> for RequireScope {
-    type Service = RequireScopeService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequireScopeService {
-            inner,
-            auth: self.auth.clone(),
-            scope: self.scope,
+/// Middleware (`axum::middleware::from_fn_with_state`): lets the request through with its
+/// [`Claims`] in the extensions when its token carries the scope, else answers with the
+/// [`challenge`].
+pub fn require_scope(
+    State(guard): State<RequireScope>,
+    mut request: Request,
+    next: Next,
+) -> BoxFuture {
+    match guard.auth.authorize(request.headers(), guard.scope) {
+        Ok(claims) => {
+            tracing::debug!(sub = %claims.sub, scope = guard.scope, "authorized");
+            request.extensions_mut().insert(claims);
+            Box::pin(next.run(request))
         }
-    }
-}
-
-/// The service made by [`RequireScope`].
-#[derive(Clone, Debug)]
-pub struct RequireScopeService<S> {
-    inner: S,
-    auth: Authenticator,
-    scope: &'static str,
-}
-
-impl<S> tower::Service<Request> for RequireScopeService<S>
-where
-    S: tower::Service<Request, Response = Response, Error = Infallible> + Send + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        match self.auth.authorize(request.headers(), self.scope) {
-            Ok(claims) => {
-                tracing::debug!(sub = %claims.sub, scope = self.scope, "authorized");
-                request.extensions_mut().insert(claims);
-                Box::pin(self.inner.call(request))
-            }
-            Err(error) => {
-                let response = challenge(error, self.scope);
-                Box::pin(async move { Ok(response) })
-            }
+        Err(error) => {
+            let response = challenge(error, guard.scope);
+            Box::pin(std::future::ready(response))
         }
     }
 }
@@ -781,10 +766,6 @@ fn describe_instant(secs: i64) -> String {
     } else {
         format!("{when} (in {} s)", -delta)
     }
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
 }
 
 #[derive(Deserialize)]
@@ -842,58 +823,55 @@ fn parse_rsa_pem(pem: &str) -> Result<DecodingKey, String> {
     rsa_decoding_key(&key)
 }
 
-#[derive(Deserialize)]
-struct JwkSet {
-    keys: Vec<Value>,
-}
-
-#[derive(Deserialize)]
-struct RsaJwk {
-    kty: String,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default, rename = "use")]
-    use_: Option<String>,
-    #[serde(default)]
-    alg: Option<String>,
-    #[serde(default)]
-    n: Option<String>,
-    #[serde(default)]
-    e: Option<String>,
-}
-
 /// RSA signing keys of a JWKS, by `kid`. Keys of other types or uses are skipped.
 fn parse_jwks(json: &str) -> Result<BTreeMap<String, DecodingKey>, String> {
     let set: JwkSet = serde_json::from_str(json)
         .map_err(|e| format!("not a JWKS document (`{{\"keys\":[…]}}`): {e}"))?;
     let mut keys = BTreeMap::new();
-    for (i, raw) in set.keys.into_iter().enumerate() {
-        let jwk: RsaJwk = serde_json::from_value(raw)
-            .map_err(|e| format!("key #{i}: not a JSON Web Key: {e}"))?;
-        let skip = jwk.kty != "RSA"
-            || jwk.use_.as_deref().is_some_and(|u| u != "sig")
-            || jwk.alg.as_deref().is_some_and(|a| a != "RS256");
-        if skip {
-            tracing::warn!(key = i, kty = %jwk.kty, kid = ?jwk.kid, "JWKS key skipped: only RSA keys for RS256 signatures are used");
-            continue;
-        }
-        let kid = jwk
-            .kid
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| format!("key #{i} has no `kid`; every key must have one"))?;
-        let component = |name: &str, v: Option<String>| -> Result<BigUint, String> {
-            let v = v.ok_or_else(|| format!("key `{kid}` has no `{name}`"))?;
-            URL_SAFE_NO_PAD
-                .decode(v.trim_end_matches('='))
-                .map(|b| BigUint::from_bytes_be(&b))
-                .map_err(|e| format!("key `{kid}`: `{name}` is not base64url: {e}"))
+    for (i, jwk) in set.keys.iter().enumerate() {
+        let kid = jwk.common.key_id.as_deref().filter(|k| !k.is_empty());
+        let rsa = match &jwk.algorithm {
+            AlgorithmParameters::RSA(rsa) => Some(rsa),
+            // An RSA key without its `n` or `e` does not parse as one.
+            AlgorithmParameters::Other(other)
+                if other.fields.get("kty").and_then(Value::as_str) == Some("RSA") =>
+            {
+                let kid = kid.ok_or_else(|| no_kid(i))?;
+                let missing = ["n", "e"]
+                    .into_iter()
+                    .find(|c| !other.fields.get(*c).is_some_and(Value::is_string))
+                    .unwrap_or("n");
+                return Err(format!("key `{kid}` has no `{missing}`"));
+            }
+            _ => None,
         };
-        let n = component("n", jwk.n)?;
-        let e = component("e", jwk.e)?;
-        let key = RsaPublicKey::new(n, e)
-            .map_err(|e| format!("key `{kid}` is not a valid RSA public key: {e}"))
-            .and_then(|k| rsa_decoding_key(&k).map_err(|e| format!("key `{kid}`: {e}")))?;
-        if keys.insert(kid.clone(), key).is_some() {
+        let signs = jwk
+            .common
+            .public_key_use
+            .as_ref()
+            .is_none_or(|u| *u == PublicKeyUse::Signature);
+        let rs256 = jwk
+            .common
+            .key_algorithm
+            .is_none_or(|a| a == KeyAlgorithm::RS256);
+        let Some(rsa) = rsa.filter(|_| signs && rs256) else {
+            tracing::warn!(key = i, kid = ?kid, "JWKS key skipped: only RSA keys for RS256 signatures are used");
+            continue;
+        };
+        let kid = kid.ok_or_else(|| no_kid(i))?;
+        let modulus = URL_SAFE_NO_PAD
+            .decode(rsa.n.trim_end_matches('='))
+            .map_err(|e| format!("key `{kid}`: `n` is not base64url: {e}"))?;
+        let bits = modulus_bits(&modulus);
+        if bits < MIN_RSA_BITS {
+            return Err(format!(
+                "key `{kid}`: the RSA key is {bits} bits; at least {MIN_RSA_BITS} are required"
+            ));
+        }
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| {
+            format!("key `{kid}` is not a valid RSA public key (base64url `n` and `e`): {e}")
+        })?;
+        if keys.insert(kid.to_owned(), key).is_some() {
             return Err(format!("two keys have the `kid` `{kid}`"));
         }
     }
@@ -903,8 +881,20 @@ fn parse_jwks(json: &str) -> Result<BTreeMap<String, DecodingKey>, String> {
     Ok(keys)
 }
 
+fn no_kid(i: usize) -> String {
+    format!("key #{i} has no `kid`; every key must have one")
+}
+
+/// Bits of a big-endian modulus, leading zero bytes and bits left out.
+fn modulus_bits(be: &[u8]) -> usize {
+    let mut bytes = be.iter().skip_while(|b| **b == 0);
+    match bytes.next() {
+        None => 0,
+        Some(first) => 8 - first.leading_zeros() as usize + 8 * bytes.count(),
+    }
+}
+
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::sync::OnceLock;
 

@@ -10,6 +10,10 @@
 //!
 //! * [`ApiError`]: the one JSON error body, `{"error":{"code","message","field"?}}`.
 //! * [`auth`]: bearer JWT authentication and scopes (`FLEUVE_JWT_*`), as a layer for the API routes.
+//! * [`http`]: [`http::RequestMetrics`] and the [`http::track_requests`] middleware (requests,
+//!   latency, in flight, by route template), and [`http::check_content_type`].
+//! * [`retry`]: [`retry::retry`] with [`retry::Backoff`], for transient failures.
+//! * [`serve`]: [`serve::Server`], a service's HTTP server and tasks, stopped together.
 //! * [`stall`]: [`stall::StallWatch`], which tells a stalled projection (lagging, applying
 //!   nothing) from one catching up; processors and the query API fail `/readyz` on it.
 //!
@@ -27,6 +31,9 @@ use prometheus::{Encoder, TextEncoder};
 
 pub mod auth;
 mod error;
+pub mod http;
+pub mod retry;
+pub mod serve;
 pub mod stall;
 pub use error::ApiError;
 

@@ -1367,34 +1367,40 @@ impl Processor {
         Fut: std::future::Future<Output = Result<T, E>>,
         E: Into<Failure>,
     {
+        use fleuve_service::retry::{retry, Backoff, Stopped};
         let name = self.handler.name();
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match op().await.map_err(Into::into) {
-                Ok(v) => return Ok(v),
-                Err(Failure::Store(e)) if !e.is_transient() => {
-                    return Err(ProcessorError::Store {
-                        processor: name,
-                        source: e,
-                    })
-                }
-                Err(Failure::Kafka(e)) if !fleuve_kafka::is_retriable(&e) => {
-                    return Err(ProcessorError::Kafka {
-                        processor: name,
-                        source: e,
-                    })
-                }
-                Err(failure) => {
-                    metrics::retried(name, what);
-                    tracing::warn!(processor = name, operation = what, error = %failure, backoff_ms = backoff.as_millis() as u64, "transient failure; retrying");
-                    tokio::select! {
-                        () = shutdown.cancelled() => return Err(ProcessorError::Interrupted { processor: name }),
-                        () = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(self.config.max_backoff);
-                }
+        let outcome = retry(
+            Backoff::new(Duration::from_millis(50), self.config.max_backoff),
+            shutdown,
+            || {
+                let attempt = op();
+                async move { attempt.await.map_err(Into::into) }
+            },
+            |failure: &Failure| match failure {
+                Failure::Store(e) => e.is_transient(),
+                Failure::Kafka(e) => fleuve_kafka::is_retriable(e),
+                Failure::Registry(_) | Failure::Metadata(_) => true,
+            },
+            |failure, pause| {
+                metrics::retried(name, what);
+                tracing::warn!(processor = name, operation = what, error = %failure, backoff_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX), "transient failure; retrying");
+            },
+        )
+        .await;
+        outcome.map_err(|stopped| match stopped {
+            Stopped::Shutdown => ProcessorError::Interrupted { processor: name },
+            Stopped::Permanent(Failure::Store(source)) => ProcessorError::Store {
+                processor: name,
+                source,
+            },
+            Stopped::Permanent(Failure::Kafka(source)) => ProcessorError::Kafka {
+                processor: name,
+                source,
+            },
+            Stopped::Permanent(other) => {
+                unreachable!("only store and Kafka failures are permanent, not `{other}`")
             }
-        }
+        })
     }
 }
 

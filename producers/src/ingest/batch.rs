@@ -16,11 +16,12 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use fleuve_schemas::text::quoted;
 use fleuve_service::ApiError;
 use serde::Serialize;
 use serde_json::{Map, Value as JsonValue};
 
-use super::{check_content_type, find_spec, prepare, publish_prepared, read_body};
+use super::{find_spec, prepare, publish_prepared, read_body};
 use super::{Accepted, AppState, Prepared};
 
 /// One event of a well-formed batch: its type name and its fields.
@@ -68,7 +69,7 @@ pub(super) async fn publish_batch(
     State(state): State<Arc<AppState>>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    check_content_type(&request)?;
+    fleuve_service::http::require_json(request.headers())?;
     let body = read_body(request.into_body(), state.config.max_batch_bytes).await?;
     let doc: JsonValue = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
@@ -146,7 +147,7 @@ fn parse(doc: JsonValue, max_events: usize) -> Result<Vec<Item>, ApiError> {
     };
     if let Some(unknown) = top.keys().find(|k| *k != "events") {
         return Err(shape(
-            truncate(unknown),
+            quoted(unknown),
             "unknown field; a batch has only `events`".to_owned(),
         ));
     }
@@ -188,7 +189,7 @@ fn parse(doc: JsonValue, max_events: usize) -> Result<Vec<Item>, ApiError> {
             };
             if let Some(unknown) = event.keys().find(|k| *k != "type" && *k != "data") {
                 return Err(shape(
-                    format!("events[{i}].{}", truncate(unknown)),
+                    format!("events[{i}].{}", quoted(unknown)),
                     "unknown field; an event has only `type` and `data`".into(),
                 ));
             }
@@ -295,8 +296,4 @@ fn not_attempted(first: usize, cause: &ApiError) -> ApiError {
     );
     error.retry_after_secs = cause.retry_after_secs;
     error
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
 }

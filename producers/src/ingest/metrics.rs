@@ -1,43 +1,18 @@
 //! Ingest metrics (namespace `fleuve_ingest`).
 
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
-use prometheus::{
-    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
-    register_int_gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-};
+use fleuve_service::http::RequestMetrics;
+use prometheus::{register_histogram, register_int_counter, Histogram, IntCounter};
 
-#[allow(clippy::expect_used)] // registering a well-formed metric once cannot fail
+#[expect(
+    clippy::expect_used,
+    reason = "registering a well-formed metric once cannot fail"
+)]
 mod defs {
     use super::*;
 
-    pub static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-        register_int_counter_vec!(
-            "fleuve_ingest_requests_total",
-            "HTTP requests to the ingest service, by route template and status code.",
-            &["route", "status"]
-        )
-        .expect("metric registers")
-    });
-    pub static REQUEST_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
-        register_histogram_vec!(
-            "fleuve_ingest_request_duration_seconds",
-            "Time to answer an ingest request, by route template.",
-            &["route"]
-        )
-        .expect("metric registers")
-    });
-    pub static IN_FLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
-        register_int_gauge!(
-            "fleuve_ingest_in_flight_requests",
-            "Ingest requests being handled now."
-        )
-        .expect("metric registers")
-    });
     pub static PRODUCE_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
         register_histogram!(
             "fleuve_ingest_produce_duration_seconds",
@@ -57,24 +32,10 @@ mod defs {
 
 use defs::*;
 
-/// Middleware recording requests, latency and in-flight count.
-pub(super) async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    IN_FLIGHT.inc();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    IN_FLIGHT.dec();
-    REQUEST_SECONDS
-        .with_label_values(&[&route])
-        .observe(started.elapsed().as_secs_f64());
-    REQUESTS
-        .with_label_values(&[route.as_str(), response.status().as_str()])
-        .inc();
-    response
-}
+/// `fleuve_ingest_requests_total{route,status}`, `fleuve_ingest_request_duration_seconds{route}`
+/// and `fleuve_ingest_in_flight_requests`.
+pub(super) static REQUESTS: LazyLock<RequestMetrics> =
+    LazyLock::new(|| RequestMetrics::register("ingest", "the ingest service"));
 
 pub(super) fn observe_produce(elapsed: Duration, ok: bool) {
     PRODUCE_SECONDS.observe(elapsed.as_secs_f64());

@@ -45,6 +45,9 @@
 //! 207 when some failed, and the failures' status (503 with `Retry-After`) when all failed.
 //! Retry failed events in order with the same `event_id`.
 //!
+//! [`start`] runs it (producer, API, broker readiness check, flush at shutdown) as
+//! `fleuve ingest` does; [`router`] is the API alone.
+//!
 //! # Limits ([`IngestConfig`])
 //!
 //! | setting | default | beyond it |
@@ -79,8 +82,10 @@ mod batch;
 mod limit;
 mod metrics;
 mod openapi;
+mod service;
 
 pub use openapi::document as openapi_document;
+pub use service::{start, ServiceConfig, StartError};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -91,6 +96,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use fleuve_schemas::text::quoted;
 use fleuve_schemas::{json, Envelope, EventError, EventSpec};
 use fleuve_service::{ops_routes, ApiError, Readiness};
 use serde::Serialize;
@@ -177,7 +183,10 @@ pub fn router(publisher: Publisher, config: IngestConfig, readiness: Arc<dyn Rea
             )
         })
         .merge(ops_routes(readiness))
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics::REQUESTS.clone(),
+            fleuve_service::http::track_requests,
+        ))
 }
 
 async fn publish(
@@ -186,7 +195,7 @@ async fn publish(
     request: Request,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let spec = find_spec(&event_type)?;
-    check_content_type(&request)?;
+    fleuve_service::http::require_json(request.headers())?;
     let body = read_body(request.into_body(), state.config.max_body_bytes).await?;
     let doc: JsonValue = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
@@ -237,7 +246,7 @@ fn find_spec(event_type: &str) -> Result<&'static EventSpec, ApiError> {
             "unknown_event_type",
             format!(
                 "unknown event type `{}`; known types: {}",
-                truncate(event_type),
+                quoted(event_type),
                 known.join(", ")
             ),
         )
@@ -256,7 +265,7 @@ fn prepare(
         .or_insert_with(|| JsonValue::String(uuid::Uuid::new_v4().to_string()));
     fields
         .entry("occurred_at")
-        .or_insert_with(|| JsonValue::from(now_ms()));
+        .or_insert_with(|| JsonValue::from(fleuve_schemas::clock::now_ms()));
     fields
         .entry("producer")
         .or_insert_with(|| JsonValue::String(default_producer.to_owned()));
@@ -297,27 +306,6 @@ fn openapi_body(config: &IngestConfig) -> axum::body::Bytes {
     serde_json::to_vec(&openapi::document(config))
         .map(Into::into)
         .unwrap_or_default()
-}
-
-fn check_content_type(request: &Request) -> Result<(), ApiError> {
-    let ct = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = ct.split(';').next().unwrap_or("").trim();
-    if mime.eq_ignore_ascii_case("application/json") {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!(
-                "expected Content-Type: application/json, got `{}`",
-                truncate(if ct.is_empty() { "(none)" } else { ct })
-            ),
-        ))
-    }
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
@@ -403,13 +391,4 @@ fn envelope_of(value: &Value) -> Option<Envelope> {
         producer,
         correlation_id,
     })
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or(i64::MAX)
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
 }

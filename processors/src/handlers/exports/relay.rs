@@ -20,6 +20,7 @@ use std::time::Duration;
 use fleuve_kafka::topics::{ensure_topics, TopicSpec};
 use fleuve_kafka::{KafkaConfig, KafkaError as FleuveKafkaError};
 use fleuve_projections::{Store, StoreError, Write, WriteBatch, Writes};
+use fleuve_service::retry::Backoff;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schema_registry_converter::async_impl::avro::AvroEncoder;
@@ -31,7 +32,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{OutboxRecord, Partner, Partners, NAME, OUTBOX};
 
-#[allow(clippy::expect_used)] // registering a well-formed metric once cannot fail
+#[expect(
+    clippy::expect_used,
+    reason = "registering a well-formed metric once cannot fail"
+)]
 static PRODUCED: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
     prometheus::register_int_counter_vec!(
         "fleuve_exports_records_produced_total",
@@ -41,7 +45,10 @@ static PRODUCED: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers")
 });
 
-#[allow(clippy::expect_used)] // registering a well-formed metric once cannot fail
+#[expect(
+    clippy::expect_used,
+    reason = "registering a well-formed metric once cannot fail"
+)]
 static FAILURES: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
     prometheus::register_int_counter_vec!(
         "fleuve_exports_relay_failures_total",
@@ -172,23 +179,22 @@ impl Relay {
             partners = self.partners.partners.len(),
             "exports relay started"
         );
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), self.config.max_backoff);
         loop {
             let pause = match self.pass().await {
                 Ok(0) => {
-                    backoff = Duration::from_millis(50);
+                    backoff.reset();
                     self.config.idle
                 }
                 Ok(_) => {
-                    backoff = Duration::from_millis(50);
+                    backoff.reset();
                     Duration::ZERO
                 }
                 Err(Failure::Store(e)) if !e.is_transient() => return Err(RelayError::Store(e)),
                 Err(e) => {
-                    tracing::warn!(processor = NAME, error = %e, backoff_ms = backoff.as_millis() as u64, "exports relay: transient failure; retrying");
-                    let b = backoff;
-                    backoff = (backoff * 2).min(self.config.max_backoff);
-                    b
+                    let pause = backoff.next_pause();
+                    tracing::warn!(processor = NAME, error = %e, backoff_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX), "exports relay: transient failure; retrying");
+                    pause
                 }
             };
             tokio::select! {

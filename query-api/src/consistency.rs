@@ -178,7 +178,7 @@ async fn wait(
     mut pending: Vec<(&'static str, Position)>,
 ) -> Result<(), Failure> {
     let deadline = Instant::now() + within;
-    let mut pause = Duration::from_millis(1);
+    let mut pause = fleuve_service::retry::Backoff::new(Duration::from_millis(1), MAX_POLL);
     loop {
         let mut still = Vec::with_capacity(pending.len());
         let mut behind = None;
@@ -225,8 +225,7 @@ async fn wait(
             )
             .into());
         }
-        tokio::time::sleep(pause.min(deadline - now)).await;
-        pause = (pause * 2).min(MAX_POLL);
+        tokio::time::sleep(pause.next_pause().min(deadline - now)).await;
     }
 }
 

@@ -16,18 +16,7 @@ use crate::table::Declared;
 /// Longest accepted id, in bytes.
 pub(crate) const MAX_ID_BYTES: usize = 128;
 
-/// Longest piece of user input quoted back in an error message, in characters.
-const MAX_QUOTED_CHARS: usize = 64;
-
-/// `s` as it may be quoted in an error message: control characters escaped, at most
-/// [`MAX_QUOTED_CHARS`] characters.
-pub(crate) fn quoted(s: &str) -> String {
-    let mut out: String = s.chars().take(MAX_QUOTED_CHARS).collect();
-    if s.chars().nth(MAX_QUOTED_CHARS).is_some() {
-        out.push('…');
-    }
-    out.escape_debug().to_string()
-}
+pub(crate) use fleuve_schemas::text::quoted;
 
 fn invalid(field: &str, message: String) -> ApiError {
     ApiError::bad_request("invalid_parameter", message).with_field(field)
@@ -230,7 +219,10 @@ mod tests {
     fn quoting_bounds_and_escapes_user_input() {
         assert_eq!(quoted("a\nb"), "a\\nb");
         let long = quoted(&"y".repeat(1000));
-        assert!(long.chars().count() == MAX_QUOTED_CHARS + 1 && long.ends_with('…'));
+        assert!(
+            long.chars().count() == fleuve_schemas::text::MAX_QUOTED_CHARS + 1
+                && long.ends_with('…')
+        );
     }
 
     #[test]

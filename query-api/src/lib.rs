@@ -229,7 +229,6 @@ pub mod consistency;
 mod failure;
 pub mod http;
 mod input;
-mod metrics;
 pub mod openapi;
 mod readiness;
 mod routes;
@@ -240,6 +239,12 @@ mod table;
 mod views;
 pub use server::{start, ServiceConfig};
 
+/// `fleuve_query_requests_total`, `fleuve_query_request_duration_seconds` and
+/// `fleuve_query_in_flight_requests`, by route template.
+static REQUESTS: std::sync::LazyLock<fleuve_service::http::RequestMetrics> =
+    std::sync::LazyLock::new(|| {
+        fleuve_service::http::RequestMetrics::register("query", "the query API")
+    });
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -288,7 +293,10 @@ pub fn router_with(source: impl Into<Source>, config: QueryConfig, extra: Router
         .layer(axum::middleware::from_fn_with_state(manners, http::manners))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(tower_http::compression::CompressionLayer::new().gzip(true))
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            REQUESTS.clone(),
+            fleuve_service::http::track_requests,
+        ))
         .merge(fleuve_service::ops_routes(readiness))
         .merge(openapi)
 }

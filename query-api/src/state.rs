@@ -78,8 +78,7 @@ impl Reading {
         if let Some(as_of) = self.as_of_ms {
             return as_of;
         }
-        let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        i64::try_from(nanos / 1_000_000).unwrap_or(i64::MAX)
+        fleuve_schemas::clock::now_ms()
     }
 
     /// The reading of a request: the snapshot of its extensions, or the live projections.

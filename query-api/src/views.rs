@@ -3,6 +3,7 @@
 
 use axum::http::StatusCode;
 use fleuve_projections::Page;
+use fleuve_schemas::clock;
 use fleuve_service::ApiError;
 use schemars::{JsonSchema, Schema};
 use serde::Serialize;
@@ -45,45 +46,27 @@ pub(crate) struct Money {
     pub currency: String,
 }
 
-/// First instant RFC 3339 can write: 0000-01-01T00:00:00.000Z.
-const RFC3339_MIN_MS: i64 = -62_167_219_200_000;
-/// Last instant RFC 3339 can write: 9999-12-31T23:59:59.999Z.
-const RFC3339_MAX_MS: i64 = 253_402_300_799_999;
-
 /// Formats epoch milliseconds as RFC 3339 UTC with milliseconds. An instant outside years
 /// 0000 to 9999 is a stored row we cannot show: a 500, logged.
 pub(crate) fn rfc3339_millis(ms: i64) -> Result<String, ApiError> {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .filter(|t| (0..=9999).contains(&t.year()))
-        .ok_or_else(|| {
-            tracing::error!(
-                occurred_at_ms = ms,
-                "stored row has an unrepresentable time"
-            );
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                format!("stored row has an out-of-range event time ({ms} ms)"),
-            )
-        })?;
-    Ok(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    ))
+    clock::rfc3339_millis_fixed(ms).ok_or_else(|| {
+        tracing::error!(
+            occurred_at_ms = ms,
+            "stored row has an unrepresentable time"
+        );
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("stored row has an out-of-range event time ({ms} ms)"),
+        )
+    })
 }
 
 /// [`rfc3339_millis`] for an availability-window edge, which a producer may set anywhere
 /// (such as `i64::MAX` for "forever"): an instant outside years 0000 to 9999 is shown as
 /// the nearest one RFC 3339 can write.
 pub(crate) fn rfc3339_millis_clamped(ms: i64) -> Result<String, ApiError> {
-    rfc3339_millis(ms.clamp(RFC3339_MIN_MS, RFC3339_MAX_MS))
+    rfc3339_millis(ms.clamp(clock::RFC3339_MIN_MS, clock::RFC3339_MAX_MS))
 }
 
 /// The schema of a string that is one of `values`.
@@ -113,15 +96,15 @@ mod tests {
             .unwrap()
             .starts_with("1969-12-31T23:59:59.999Z"));
         assert_eq!(
-            rfc3339_millis(RFC3339_MAX_MS).unwrap(),
+            rfc3339_millis(clock::RFC3339_MAX_MS).unwrap(),
             "9999-12-31T23:59:59.999Z"
         );
         assert_eq!(
-            rfc3339_millis(RFC3339_MIN_MS).unwrap(),
+            rfc3339_millis(clock::RFC3339_MIN_MS).unwrap(),
             "0000-01-01T00:00:00.000Z"
         );
-        assert!(rfc3339_millis(RFC3339_MAX_MS + 1).is_err());
-        assert!(rfc3339_millis(RFC3339_MIN_MS - 1).is_err());
+        assert!(rfc3339_millis(clock::RFC3339_MAX_MS + 1).is_err());
+        assert!(rfc3339_millis(clock::RFC3339_MIN_MS - 1).is_err());
     }
 
     #[test]

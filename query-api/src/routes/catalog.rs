@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::on;
 use axum::Json;
 use fleuve_projections::catalog::{
@@ -357,29 +357,6 @@ fn invalid_body(message: String) -> ApiError {
     ApiError::bad_request("invalid_body", message)
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default();
-    let mime = ct.split(';').next().unwrap_or("").trim();
-    if mime.eq_ignore_ascii_case("application/json") {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-        format!(
-            "expected Content-Type: application/json, got `{}`",
-            if ct.is_empty() {
-                "(none)".to_owned()
-            } else {
-                quoted(&ct)
-            }
-        ),
-    ))
-}
-
 /// A body that could not be read; over [`crate::QueryConfig::max_body_bytes`] it is a 413.
 fn body_error(rejection: BytesRejection, config: &QueryConfig) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -495,7 +472,7 @@ async fn batch_get(
 ) -> Result<Json<BatchView>, Failure> {
     let max = state.config.max_batch_ids;
     params.check()?;
-    check_content_type(&headers)?;
+    fleuve_service::http::require_json(&headers).map_err(ApiError::from)?;
     let body = body.map_err(|r| body_error(r, &state.config))?;
     let ids = parse_ids(&body, max)?;
     positions.wait().await?;
@@ -654,8 +631,11 @@ mod tests {
     fn content_types() {
         let with = |ct: &str| {
             let mut h = HeaderMap::new();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
-            check_content_type(&h)
+            h.insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_str(ct).unwrap(),
+            );
+            fleuve_service::http::require_json(&h).map_err(ApiError::from)
         };
         with("application/json").unwrap();
         with("Application/JSON; charset=utf-8").unwrap();
@@ -668,7 +648,7 @@ mod tests {
             assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{bad}");
             assert!(e.message.contains(bad), "{}", e.message);
         }
-        let e = check_content_type(&HeaderMap::new()).unwrap_err();
+        let e = ApiError::from(fleuve_service::http::require_json(&HeaderMap::new()).unwrap_err());
         assert!(e.message.contains("(none)"), "{}", e.message);
     }
 }

@@ -11,8 +11,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Page, PageRequest};
 use crate::paging::desc_i64;
-use crate::{Page, PageRequest, Store, StoreError};
+use crate::read_model::ReadModel;
+use crate::store::{Store, StoreError};
 
 /// Table of bookmarks, newest first.
 pub const BOOKMARKS: &str = "bookmarks";
@@ -23,7 +25,7 @@ pub const TABLES: &[&str] = &[BOOKMARKS, BOOKMARK_KEYS];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "bookmarks";
 /// The declaration of this read model.
-pub const MODEL: crate::ReadModel = crate::ReadModel {
+pub const MODEL: ReadModel = ReadModel {
     name: PROJECTION,
     topics: &[fleuve_kafka::topics::USER_ACTIVITY],
     tables: TABLES,

@@ -48,8 +48,10 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Page, PageRequest};
 use crate::paging::{self, asc_i32, asc_i64};
-use crate::{Page, PageRequest, Store, StoreError};
+use crate::read_model::ReadModel;
+use crate::store::{Store, StoreError};
 
 /// Table of every content's state.
 pub const CONTENT: &str = "catalog_content";
@@ -65,7 +67,7 @@ pub const TABLES: &[&str] = &[CONTENT, LIVE, EPISODES, SCHEDULE];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "catalog";
 /// The declaration of this read model.
-pub const MODEL: crate::ReadModel = crate::ReadModel {
+pub const MODEL: ReadModel = ReadModel {
     name: PROJECTION,
     topics: &[fleuve_kafka::topics::CATALOG],
     tables: TABLES,
@@ -595,7 +597,8 @@ mod tests {
 
     #[cfg(feature = "embedded")]
     async fn put(store: &dyn Store, writes: Vec<(&'static str, String, String, Vec<u8>)>) {
-        use crate::{stamp, Write, WriteBatch};
+        use crate::model::stamp;
+        use crate::store::{Write, WriteBatch};
         store
             .apply(WriteBatch {
                 projection: PROJECTION.to_owned(),

@@ -20,7 +20,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Page, PageRequest, Store, StoreError};
+use crate::model::{Page, PageRequest};
+use crate::read_model::ReadModel;
+use crate::store::{Store, StoreError};
 
 /// Table of stock counts by sku.
 pub const STOCK: &str = "stock";
@@ -31,7 +33,7 @@ pub const TABLES: &[&str] = &[STOCK, STOCK_RESERVATIONS];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "inventory";
 /// The declaration of this read model.
-pub const MODEL: crate::ReadModel = crate::ReadModel {
+pub const MODEL: ReadModel = ReadModel {
     name: PROJECTION,
     topics: &[fleuve_kafka::topics::INVENTORY],
     tables: TABLES,

@@ -21,7 +21,9 @@
 //! and routes reads and writes to the right one. [`testing`] opens a fresh store of each
 //! backend for test suites, and [`backend_tests!`] runs a suite's cases against every one.
 //!
-//! Backends are chosen by URL with [`open`]:
+//! Backends are chosen by URL with [`open`] (module `open.rs`, the only one that knows
+//! every backend; the backends import `store` only, so no module imports one that imports
+//! it back):
 //!
 //! | URL | backend | feature |
 //! | --- | --- | --- |
@@ -44,6 +46,8 @@ pub mod embedded;
 pub mod inventory;
 pub mod json;
 mod model;
+mod models;
+mod open;
 pub mod orders;
 pub mod paging;
 pub mod progress;
@@ -56,25 +60,8 @@ pub mod testing;
 pub mod versions;
 
 pub use model::{stamp, Checkpoint, Page, PageRequest};
+pub use models::{model, tables, MODELS};
+pub use open::open;
 pub use read_model::ReadModel;
 pub use staging::Staging;
-pub use store::{open, Row, Store, StoreError, TableRow, Write, WriteBatch, Writes};
-
-/// Every read model, in the order tools list them: the one registration list.
-pub const MODELS: &[&ReadModel] = &[
-    &progress::MODEL,
-    &bookmarks::MODEL,
-    &catalog::MODEL,
-    &orders::MODEL,
-    &inventory::MODEL,
-];
-
-/// The read model called `name`.
-pub fn model(name: &str) -> Option<&'static ReadModel> {
-    MODELS.iter().copied().find(|m| m.name == name)
-}
-
-/// Every table of every read model, for tools that walk them all (dumps, comparisons).
-pub fn tables() -> impl Iterator<Item = &'static str> {
-    MODELS.iter().flat_map(|m| m.tables.iter().copied())
-}
+pub use store::{Row, Store, StoreError, TableRow, Write, WriteBatch, Writes};

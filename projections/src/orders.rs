@@ -24,8 +24,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Page, PageRequest};
 use crate::paging::desc_i64;
-use crate::{Page, PageRequest, Store, StoreError};
+use crate::read_model::ReadModel;
+use crate::store::{Store, StoreError};
 
 /// Table of orders by id.
 pub const ORDERS: &str = "orders";
@@ -38,7 +40,7 @@ pub const TABLES: &[&str] = &[ORDERS, ORDERS_BY_BUYER, ORDERS_BY_SELLER];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "orders";
 /// The declaration of this read model.
-pub const MODEL: crate::ReadModel = crate::ReadModel {
+pub const MODEL: ReadModel = ReadModel {
     name: PROJECTION,
     topics: &[fleuve_kafka::topics::ORDERS],
     tables: TABLES,

@@ -10,7 +10,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use crate::{Page, PageRequest, Row, Store, StoreError};
+use crate::model::{Page, PageRequest};
+use crate::store::{Row, Store, StoreError};
 
 const CURSOR_FORMAT_V1: u8 = 1;
 

@@ -14,8 +14,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Page, PageRequest};
 use crate::paging::desc_i64;
-use crate::{Page, PageRequest, Store, StoreError};
+use crate::read_model::ReadModel;
+use crate::store::{Store, StoreError};
 
 /// Table of progress rows.
 pub const PROGRESS: &str = "progress";
@@ -26,7 +28,7 @@ pub const TABLES: &[&str] = &[PROGRESS, CONTINUE_WATCHING];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "user_progress";
 /// The declaration of this read model.
-pub const MODEL: crate::ReadModel = crate::ReadModel {
+pub const MODEL: ReadModel = ReadModel {
     name: PROJECTION,
     topics: &[fleuve_kafka::topics::USER_ACTIVITY],
     tables: TABLES,

@@ -20,7 +20,7 @@ use rustc_hash::FxBuildHasher;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Store, StoreError, Write, Writes};
+use crate::store::{Store, StoreError, Write, Writes};
 
 /// What the batch knows of a row.
 enum Slot {

@@ -60,7 +60,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::{Checkpoint, Row, Store, StoreError, TableRow, WriteBatch};
+use crate::model::Checkpoint;
+use crate::store::{Row, Store, StoreError, TableRow, WriteBatch};
 
 /// The environment variable naming the ScyllaDB cluster tests may use.
 pub const SCYLLA_URI: &str = "SCYLLA_URI";
@@ -127,7 +128,8 @@ impl Backend {
         match self {
             Backend::Embedded => {
                 let dir = ScratchDir::create(&format!("fleuve-test-{unique}"))?;
-                let store = crate::open(&format!("embedded://{}", dir.path().display())).await?;
+                let store =
+                    crate::open::open(&format!("embedded://{}", dir.path().display())).await?;
                 Ok(FreshStore {
                     store,
                     backend: self,
@@ -139,7 +141,7 @@ impl Backend {
                 let uri = std::env::var(SCYLLA_URI)
                     .map_err(|e| StoreError::Backend(format!("{SCYLLA_URI}: {e}")))?;
                 let keyspace = format!("fleuve_test_{unique}");
-                let store = crate::open(&with_keyspace(&uri, &keyspace)).await?;
+                let store = crate::open::open(&with_keyspace(&uri, &keyspace)).await?;
                 tracing::debug!(keyspace = %keyspace, "fresh scylla test store open");
                 Ok(FreshStore {
                     store,
@@ -601,7 +603,8 @@ mod tests {
     #[cfg(feature = "embedded")]
     #[tokio::test]
     async fn a_faulty_store_injects_its_faults_and_records_what_it_applied() {
-        use crate::{Checkpoint, Write, WriteBatch};
+        use crate::model::Checkpoint;
+        use crate::store::{Write, WriteBatch};
         let fresh = Backend::Embedded.fresh().await.unwrap();
         let store = FaultyStore::new(Arc::clone(fresh.store()));
         let faults = store.faults();
@@ -680,7 +683,8 @@ mod tests {
     #[cfg(feature = "embedded")]
     #[tokio::test]
     async fn fresh_embedded_stores_are_empty_apart_and_removed() {
-        use crate::{Checkpoint, Write, WriteBatch};
+        use crate::model::Checkpoint;
+        use crate::store::{Write, WriteBatch};
         let a = Backend::Embedded.fresh().await.unwrap();
         let b = Backend::Embedded.fresh().await.unwrap();
         assert_ne!(a.location(), b.location());

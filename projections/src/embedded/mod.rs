@@ -45,7 +45,8 @@ use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable as _, Slice};
 use rustc_hash::{FxBuildHasher, FxHasher};
 
-use crate::{Checkpoint, Row, Store, StoreError, TableRow, Write, WriteBatch};
+use crate::model::Checkpoint;
+use crate::store::{Row, Store, StoreError, TableRow, Write, WriteBatch};
 
 const KS_ROWS: &str = "rows";
 const KS_CHECKPOINTS: &str = "checkpoints";

@@ -117,8 +117,9 @@ use self::scan::SmallestAfter;
 use self::statements::Statements;
 use self::url::ScyllaConfig;
 pub use self::url::{DEFAULT_PORT, DEFAULT_REPLICATION_FACTOR};
+use crate::model::Checkpoint;
 use crate::store::{Row, TableRow, WriteBatch};
-use crate::{Checkpoint, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Row mutations (or checkpoint writes) of one batch in flight at once.
 const WRITE_CONCURRENCY: usize = 64;

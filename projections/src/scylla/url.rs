@@ -17,7 +17,7 @@
 use std::fmt;
 use std::net::Ipv6Addr;
 
-use crate::StoreError;
+use crate::store::StoreError;
 
 /// Port used when a host does not name one.
 pub const DEFAULT_PORT: u16 = 9042;

@@ -14,8 +14,17 @@
 //! replaced by the test's keyspace). The keyspaces stay on the cluster after the tests, so
 //! that a failure can be looked at: drop them with `DROP KEYSPACE` when done.
 //!
-//! A backend that cannot run here says why on stderr and its tests pass without running
-//! a case (no ScyllaDB server runs in this repository's CI).
+//! The ScyllaDB cases are `#[ignore = "needs SCYLLA_URI"]`: no ScyllaDB server runs in this
+//! repository's CI, so a plain `cargo test` lists them as ignored (not run) rather than as
+//! passed. Run them against a cluster with `--include-ignored`:
+//!
+//! ```text
+//! SCYLLA_URI=scylla://127.0.0.1:9042 cargo test -p fleuve-projections --test conformance -- --include-ignored
+//! SCYLLA_URI=scylla://127.0.0.1:9042 cargo test -p fleuve-processors --test golden -- --include-ignored
+//! ```
+//!
+//! A backend that cannot run here all the same (`--include-ignored` without `SCYLLA_URI`, or
+//! its feature not compiled in) says why on stderr and its cases return without running.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -510,7 +519,8 @@ impl Store for FaultyStore {
 
 /// Generates one `#[tokio::test]` per case and backend, in modules `embedded` and
 /// `scylla`, so that the name of a test says which backend it ran on
-/// (`scylla::scenario_ping`). See [`testing`](crate::testing).
+/// (`scylla::scenario_ping`). The `scylla` ones are `#[ignore = "needs SCYLLA_URI"]` (run
+/// them with `SCYLLA_URI` set and `-- --include-ignored`). See [`testing`](crate::testing).
 ///
 /// * `backend_tests!(a, b)`: `a` and `b` are `async fn(Arc<dyn Store>)` of the calling
 ///   module, each run in a fresh store of every backend ([`testing::run`](crate::testing::run)).
@@ -522,20 +532,22 @@ impl Store for FaultyStore {
 /// calling crate needs `tokio` with its `macros` and `rt-multi-thread` features.
 #[macro_export]
 macro_rules! backend_tests {
-    (@module $module:ident $backend:ident $runner:ident => $($name:ident),+) => {
+    (@module $module:ident $backend:ident #[$attr:meta] $runner:ident => $($name:ident),+) => {
         mod $module {
             $(
                 #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[$attr]
                 async fn $name() {
                     super::$runner($crate::testing::Backend::$backend, stringify!($name)).await;
                 }
             )+
         }
     };
-    (@module $module:ident $backend:ident => $($name:ident),+) => {
+    (@module $module:ident $backend:ident #[$attr:meta] => $($name:ident),+) => {
         mod $module {
             $(
                 #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[$attr]
                 async fn $name() {
                     $crate::testing::run(
                         $crate::testing::Backend::$backend,
@@ -548,12 +560,14 @@ macro_rules! backend_tests {
         }
     };
     ($runner:ident => $($name:ident),+ $(,)?) => {
-        $crate::backend_tests!(@module embedded Embedded $runner => $($name),+);
-        $crate::backend_tests!(@module scylla Scylla $runner => $($name),+);
+        $crate::backend_tests!(@module embedded Embedded #[doc = "Runs on every `cargo test`."] $runner => $($name),+);
+        $crate::backend_tests!(
+            @module scylla Scylla #[ignore = "needs SCYLLA_URI"] $runner => $($name),+
+        );
     };
     ($($name:ident),+ $(,)?) => {
-        $crate::backend_tests!(@module embedded Embedded => $($name),+);
-        $crate::backend_tests!(@module scylla Scylla => $($name),+);
+        $crate::backend_tests!(@module embedded Embedded #[doc = "Runs on every `cargo test`."] => $($name),+);
+        $crate::backend_tests!(@module scylla Scylla #[ignore = "needs SCYLLA_URI"] => $($name),+);
     };
 }
 

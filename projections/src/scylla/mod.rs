@@ -87,8 +87,10 @@
 //! # Testing
 //!
 //! The conformance suite runs against a ScyllaDB node when `SCYLLA_URI` is set (for example
-//! `SCYLLA_URI=scylla://127.0.0.1:9042`), each test in a fresh keyspace. Without it only the
-//! unit tests of this module run (URL parsing, migrations, batch planning, scan ordering).
+//! `SCYLLA_URI=scylla://127.0.0.1:9042 cargo test -p fleuve-projections --test conformance --
+//! --include-ignored`), each test in a fresh keyspace. Without it its ScyllaDB cases are
+//! reported as ignored and only the unit tests of this module run (URL parsing, migrations,
+//! batch planning, scan ordering).
 
 mod error;
 mod migrations;

@@ -3,7 +3,10 @@
 //! `fleuve.export.CatalogItem`, registered under `export.<partner>.catalog-value`, and
 //! tombstones), the outbox is emptied once the broker acknowledged, and a relay that
 //! produces a row again (a crash before its delete) writes an identical record.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too: a failure is a test failure"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -29,7 +29,10 @@
 //! say they were skipped); review the diff before committing it.
 
 // Test helpers outside #[test] functions unwrap too: a failure is a test failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too: a failure is a test failure"
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

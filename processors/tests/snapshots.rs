@@ -6,7 +6,10 @@
 //! from [`fleuve_kafka::time::offsets_at`], which checks that answer against the records'
 //! timestamps, so: a snapshot as of an instant between two waves of writes holds exactly
 //! the first wave, and a snapshot as of now equals the live projection row by row.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too: a failure is a test failure"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

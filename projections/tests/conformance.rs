@@ -5,7 +5,10 @@
 //! tests are reported as ignored (`needs SCYLLA_URI`). The backends and their fresh stores
 //! come from `fleuve_projections::testing`, which the processors' golden tests use too.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too: a failure is a test failure"
+)]
 
 use std::sync::Arc;
 

@@ -2,7 +2,10 @@
 //! the routing survives a restart, reads follow the reader version (or a snapshot), and
 //! dropping is refused for versions in use and removes every row otherwise.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too: a failure is a test failure"
+)]
 
 use std::sync::Arc;
 

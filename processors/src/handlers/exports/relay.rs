@@ -31,7 +31,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{OutboxRecord, Partner, Partners, NAME, OUTBOX};
 
-#[allow(clippy::expect_used)] // registering a well-formed metric once cannot fail
+#[expect(
+    clippy::expect_used,
+    reason = "registering a well-formed metric once cannot fail"
+)]
 static PRODUCED: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
     prometheus::register_int_counter_vec!(
         "fleuve_exports_records_produced_total",
@@ -41,7 +44,10 @@ static PRODUCED: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers")
 });
 
-#[allow(clippy::expect_used)] // registering a well-formed metric once cannot fail
+#[expect(
+    clippy::expect_used,
+    reason = "registering a well-formed metric once cannot fail"
+)]
 static FAILURES: LazyLock<prometheus::IntCounterVec> = LazyLock::new(|| {
     prometheus::register_int_counter_vec!(
         "fleuve_exports_relay_failures_total",

@@ -454,7 +454,7 @@ async fn a_new_partner_gets_the_full_current_set_then_changes() {
 }
 
 #[test]
-#[allow(deprecated)] // the one-call datum helpers are enough here
+#[expect(deprecated, reason = "the one-call datum helpers are enough here")]
 fn export_records_encode_with_the_export_schema() {
     let schema = &fleuve_schemas::export::catalog_item().schema;
     let mut item = ExportItem {

@@ -95,7 +95,7 @@ async fn rows(store: &dyn Store, table: &str) -> Vec<TableRow> {
 /// The positions of every progress row.
 async fn positions(store: &dyn Store) -> BTreeMap<(String, String), i64> {
     let mut out = BTreeMap::new();
-    for row in rows(store, progress::PROGRESS).await {
+    for row in rows(store, progress::PROGRESS.name()).await {
         let p: progress::Progress = serde_json::from_slice(&row.value).unwrap();
         out.insert((p.user_id, p.content_id), p.position_ms);
     }

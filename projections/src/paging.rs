@@ -1,7 +1,7 @@
 //! Lists read page by page with opaque cursors, and the clustering-key encodings the read
 //! models sort by.
 //!
-//! A cursor is base64url (no padding) of: one format byte ([`CURSOR_FORMAT_V1`]), the
+//! A cursor is base64url (no padding) of: one format byte (`CURSOR_FORMAT_V1`), the
 //! length-prefixed table and partition it belongs to, the clustering key of the last item
 //! returned, and a 64-bit FNV-1a checksum of all that. The checksum is not a secret (cursors
 //! are not authorization); it makes a truncated or hand-edited cursor fail loudly instead

@@ -7,7 +7,7 @@
 //!
 //! | side | helpers |
 //! | --- | --- |
-//! | queries, on a [`Store`] | [`Table::get`], [`Table::get_many`], [`Table::page`], [`Table::scan`] |
+//! | queries, on a [`Store`] | [`Table::get`], [`Table::get_many`], [`Table::page`], [`Table::scan`]; [`Table::scan_table`] for tools |
 //! | processors, on a [`Staging`] | reads: [`Table::prefetch`], [`Table::fetch`] (and [`Table::fetch_bytes`] to decode a borrowing view); writes: [`Table::put`], [`Table::delete`], [`Table::delete_partition`]; [`Table::encode`] then [`Table::put_encoded`] to write one encoding to several rows |
 //!
 //! Keys stay strings built by the read model's own functions (`bookmark_ck`, `list_ck`, …),
@@ -199,6 +199,29 @@ impl<R> Table<R> {
             .map(|row| {
                 let value = self.decode(pk, &row.ck, &row.value)?;
                 Ok((row.ck, value))
+            })
+            .collect()
+    }
+
+    /// Up to `limit` rows of the whole table in (partition, clustering) order, after the given
+    /// row, each with its keys: for tools and seeding, not for serving (see
+    /// [`Store::scan_table`]).
+    pub async fn scan_table(
+        &self,
+        store: &dyn Store,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(String, String, R)>, StoreError>
+    where
+        R: DeserializeOwned,
+    {
+        store
+            .scan_table(self.name, after, limit)
+            .await?
+            .into_iter()
+            .map(|row| {
+                let value = self.decode(&row.pk, &row.ck, &row.value)?;
+                Ok((row.pk, row.ck, value))
             })
             .collect()
     }
@@ -411,6 +434,13 @@ mod tests {
         assert_eq!(
             OTHER_THINGS.scan(&store, "q", None, 10).await.unwrap(),
             vec![]
+        );
+        assert_eq!(
+            THINGS
+                .scan_table(&store, Some(("o", "s")), 10)
+                .await
+                .unwrap(),
+            vec![("p".to_owned(), "a".to_owned(), thing("a", 4))]
         );
 
         let mut st = Staging::new(&store);

@@ -541,28 +541,23 @@ impl Exports {
                 Some(m) if m.territories == p.territories => m.after.clone(),
                 _ => None,
             };
-            let page = store
-                .scan_table(
-                    CONTENT.name(),
-                    from.as_deref().map(|id| (id, ROW)),
-                    self.seed_page,
-                )
+            let page = CONTENT
+                .scan_table(store, from.as_deref().map(|id| (id, ROW)), self.seed_page)
                 .await?;
             SENT.prefetch(
                 &mut out.st,
-                page.iter().map(|r| (p.id.clone(), r.pk.clone())),
+                page.iter().map(|(pk, _, _)| (p.id.clone(), pk.clone())),
             )
             .await?;
-            for row in &page {
-                let state = CONTENT.decode(&row.pk, &row.ck, &row.value)?;
-                out.export(&p.id, &state.content_id, export_for(&state, p, now_ms))
+            for (_, _, state) in &page {
+                out.export(&p.id, &state.content_id, export_for(state, p, now_ms))
                     .await?;
             }
             let done = page.len() < self.seed_page;
             all_done &= done;
             let marker = PartnerMarker {
                 territories: p.territories.clone(),
-                after: page.last().map(|r| r.pk.clone()).or(from),
+                after: page.last().map(|(pk, _, _)| pk.clone()).or(from),
                 done,
             };
             tracing::info!(processor = NAME, partner = %p.id, contents = page.len(), done, "seeding partner");

@@ -3,7 +3,10 @@
 //! `fleuve.export.CatalogItem`, registered under `export.<partner>.catalog-value`, and
 //! tombstones), the outbox is emptied once the broker acknowledged, and a relay that
 //! produces a row again (a crash before its delete) writes an identical record.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too: a failure is a test failure"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -128,7 +131,7 @@ async fn the_relay_produces_the_outbox_then_deletes_it() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let records = loop {
         let records = read(&kafka, &decoder).await;
-        let outbox = store.scan_table(OUTBOX, None, 100).await.unwrap();
+        let outbox = store.scan_table(OUTBOX.name(), None, 100).await.unwrap();
         if records.len() >= 3 && outbox.is_empty() {
             break records;
         }
@@ -187,7 +190,7 @@ async fn the_relay_produces_the_outbox_then_deletes_it() {
         item: Some(
             serde_json::from_slice(
                 &store
-                    .get(exports::SENT, "isp-a", "c1")
+                    .get(exports::SENT.name(), "isp-a", "c1")
                     .await
                     .unwrap()
                     .unwrap(),
@@ -200,7 +203,7 @@ async fn the_relay_produces_the_outbox_then_deletes_it() {
         .apply(WriteBatch {
             projection: exports::NAME.into(),
             writes: vec![Write::Put {
-                table: OUTBOX,
+                table: OUTBOX.name(),
                 pk: "isp-a".into(),
                 ck: fleuve_projections::paging::asc_i64(1),
                 value: serde_json::to_vec(&c1_record).unwrap(),
@@ -218,7 +221,11 @@ async fn the_relay_produces_the_outbox_then_deletes_it() {
     )
     .unwrap();
     assert_eq!(relay.pass_once().await.unwrap(), 1);
-    assert!(store.scan_table(OUTBOX, None, 10).await.unwrap().is_empty());
+    assert!(store
+        .scan_table(OUTBOX.name(), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
     let again = read(&kafka, &decoder).await;
     assert_eq!(again.len(), 4);
     let c1s: Vec<&Option<Value>> = again

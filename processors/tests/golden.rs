@@ -19,8 +19,9 @@
 //!
 //! Every case runs against every store backend, as the store conformance suite does
 //! (`fleuve_projections::testing`): the embedded store always, ScyllaDB when `SCYLLA_URI` is
-//! set (for example `SCYLLA_URI=scylla://127.0.0.1:9042`), each way of running a case in a
-//! fresh store (a new directory, a new keyspace). Tests are named by backend
+//! set and the ignored cases are included (`SCYLLA_URI=scylla://127.0.0.1:9042 cargo test
+//! -p fleuve-processors --test golden -- --include-ignored`), each way of running a case in
+//! a fresh store (a new directory, a new keyspace). Tests are named by backend
 //! (`embedded::bookmarks`, `scylla::bookmarks`), and so is each failure they report.
 //!
 //! `FLEUVE_BLESS=1 cargo test -p fleuve-processors --test golden` rewrites the
@@ -28,7 +29,10 @@
 //! say they were skipped); review the diff before committing it.
 
 // Test helpers outside #[test] functions unwrap too: a failure is a test failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too: a failure is a test failure"
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

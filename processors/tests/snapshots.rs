@@ -6,7 +6,10 @@
 //! from [`fleuve_kafka::time::offsets_at`], which checks that answer against the records'
 //! timestamps, so: a snapshot as of an instant between two waves of writes holds exactly
 //! the first wave, and a snapshot as of now equals the live projection row by row.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too: a failure is a test failure"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -92,7 +95,7 @@ async fn rows(store: &dyn Store, table: &str) -> Vec<TableRow> {
 /// The positions of every progress row.
 async fn positions(store: &dyn Store) -> BTreeMap<(String, String), i64> {
     let mut out = BTreeMap::new();
-    for row in rows(store, progress::PROGRESS).await {
+    for row in rows(store, progress::PROGRESS.name()).await {
         let p: progress::Progress = serde_json::from_slice(&row.value).unwrap();
         out.insert((p.user_id, p.content_id), p.position_ms);
     }

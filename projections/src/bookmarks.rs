@@ -11,19 +11,27 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Page, PageRequest};
 use crate::paging::desc_i64;
-use crate::{Page, PageRequest, Store, StoreError};
+use crate::read_model::ReadModel;
+use crate::store::{Store, StoreError};
+use crate::table::Table;
 
 /// Table of bookmarks, newest first.
-pub const BOOKMARKS: &str = "bookmarks";
+pub const BOOKMARKS: Table<Bookmark> = Table::new(
+    "bookmarks",
+    "user id",
+    "newest `added_at` first (bookmark_ck)",
+);
 /// Table of bookmarks by content id.
-pub const BOOKMARK_KEYS: &str = "bookmark_keys";
+pub const BOOKMARK_KEYS: Table<Bookmark> =
+    Table::new("bookmark_keys", "user id", "one per content id");
 /// Every table of this read model.
-pub const TABLES: &[&str] = &[BOOKMARKS, BOOKMARK_KEYS];
+pub const TABLES: &[&str] = &[BOOKMARKS.name(), BOOKMARK_KEYS.name()];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "bookmarks";
 /// The declaration of this read model.
-pub const MODEL: crate::ReadModel = crate::ReadModel {
+pub const MODEL: ReadModel = ReadModel {
     name: PROJECTION,
     topics: &[fleuve_kafka::topics::USER_ACTIVITY],
     tables: TABLES,
@@ -49,5 +57,5 @@ pub async fn list(
     user_id: &str,
     page: &PageRequest,
 ) -> Result<Page<Bookmark>, StoreError> {
-    crate::json::page(store, BOOKMARKS, user_id, page).await
+    BOOKMARKS.page(store, user_id, page).await
 }

@@ -48,24 +48,46 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::paging::{self, asc_i32, asc_i64};
-use crate::{Page, PageRequest, Store, StoreError};
+use crate::model::{Page, PageRequest};
+use crate::paging::{asc_i32, asc_i64};
+use crate::read_model::ReadModel;
+use crate::store::{Store, StoreError};
+use crate::table::{RowOf, Table};
 
 /// Table of every content's state.
-pub const CONTENT: &str = "catalog_content";
+pub const CONTENT: Table<ContentState> =
+    Table::new("catalog_content", "content id", "one row, ROW");
 /// Table of the contents publishable now: the set, for scans (the contents are read from
 /// [`CONTENT`]).
-pub const LIVE: &str = "catalog_live";
+pub const LIVE: Table<LiveEntry> = Table::new(
+    "catalog_live",
+    "content id",
+    "one row, ROW, only while publishable",
+);
 /// Table of the programmes' seasons, episodes and clips publishable now.
-pub const EPISODES: &str = "catalog_episodes";
+pub const EPISODES: Table<EpisodeEntry> = Table::new(
+    "catalog_episodes",
+    "programme id",
+    "by season, each season's own entry, then its episodes, then its clips (episode_ck); \
+     only while publishable",
+);
 /// Table of the window edges still to apply.
-pub const SCHEDULE: &str = "catalog_schedule";
+pub const SCHEDULE: Table<ScheduledEdge> = Table::new(
+    "catalog_schedule",
+    "SCHEDULE_PARTITION, the only one",
+    "window edges still to apply, earliest first (schedule_ck)",
+);
 /// Every table of this read model.
-pub const TABLES: &[&str] = &[CONTENT, LIVE, EPISODES, SCHEDULE];
+pub const TABLES: &[&str] = &[
+    CONTENT.name(),
+    LIVE.name(),
+    EPISODES.name(),
+    SCHEDULE.name(),
+];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "catalog";
 /// The declaration of this read model.
-pub const MODEL: crate::ReadModel = crate::ReadModel {
+pub const MODEL: ReadModel = ReadModel {
     name: PROJECTION,
     topics: &[fleuve_kafka::topics::CATALOG],
     tables: TABLES,
@@ -256,7 +278,7 @@ impl From<&PublishedContent> for EpisodeEntry {
 impl PublishedContent {
     /// The content's entry in [`EPISODES`], encoded as an [`EpisodeEntry`] without copying
     /// its fields.
-    pub fn episode_entry(&self) -> impl Serialize + '_ {
+    pub fn episode_entry(&self) -> impl Serialize + RowOf<EpisodeEntry> + '_ {
         EpisodeEntryRef {
             content_id: &self.content_id,
             kind: self.kind,
@@ -285,6 +307,8 @@ struct EpisodeEntryRef<'a> {
     available_from_ms: i64,
     available_until_ms: Option<i64>,
 }
+
+impl RowOf<EpisodeEntry> for EpisodeEntryRef<'_> {}
 
 /// A content's row in [`LIVE`] while it is publishable: which version is live and until
 /// when. The content itself is read from [`CONTENT`] (with [`get_many`] for the ids a scan
@@ -347,7 +371,7 @@ pub async fn state(
     store: &dyn Store,
     content_id: &str,
 ) -> Result<Option<ContentState>, StoreError> {
-    crate::json::get(store, CONTENT, content_id, ROW).await
+    CONTENT.get(store, content_id, ROW).await
 }
 
 /// A content, if it is publishable at `now_ms`.
@@ -383,18 +407,13 @@ pub async fn get_many(
         .filter(|id| seen.insert(id.as_str()))
         .map(|id| (id.clone(), ROW.to_owned()))
         .collect();
-    let values = store.get_many(CONTENT, &keys).await?;
+    let states = CONTENT.get_many(store, &keys).await?;
     let mut batch = ContentBatch {
         items: Vec::with_capacity(keys.len()),
         missing: Vec::new(),
     };
-    for ((id, _), value) in keys.into_iter().zip(values) {
-        let found = match value {
-            Some(v) => crate::json::decode::<ContentState>(CONTENT, &id, ROW, &v)?
-                .publishable_at(now_ms)
-                .cloned(),
-            None => None,
-        };
+    for ((id, _), state) in keys.into_iter().zip(states) {
+        let found = state.and_then(|s| s.publishable_at(now_ms).cloned());
         match found {
             Some(content) => batch.items.push(content),
             None => batch.missing.push(id),
@@ -412,10 +431,7 @@ pub async fn list_episodes(
     page: &PageRequest,
     now_ms: i64,
 ) -> Result<Page<EpisodeEntry>, StoreError> {
-    let raw = paging::page(store, EPISODES, program_id, page, |row| {
-        crate::json::decode::<EpisodeEntry>(EPISODES, program_id, &row.ck, &row.value)
-    })
-    .await?;
+    let raw = EPISODES.page(store, program_id, page).await?;
     Ok(Page {
         items: raw
             .items
@@ -433,18 +449,10 @@ pub async fn due_edges(
     now_ms: i64,
     limit: usize,
 ) -> Result<Vec<(String, ScheduledEdge)>, StoreError> {
-    let rows = store
-        .scan(SCHEDULE, SCHEDULE_PARTITION, None, limit)
+    let mut due = SCHEDULE
+        .scan(store, SCHEDULE_PARTITION, None, limit)
         .await?;
-    let mut due = Vec::with_capacity(rows.len());
-    for row in rows {
-        let edge: ScheduledEdge =
-            crate::json::decode(SCHEDULE, SCHEDULE_PARTITION, &row.ck, &row.value)?;
-        if edge.at_ms > now_ms {
-            break;
-        }
-        due.push((row.ck, edge));
-    }
+    due.retain(|(_, edge)| edge.at_ms <= now_ms);
     Ok(due)
 }
 
@@ -595,7 +603,8 @@ mod tests {
 
     #[cfg(feature = "embedded")]
     async fn put(store: &dyn Store, writes: Vec<(&'static str, String, String, Vec<u8>)>) {
-        use crate::{stamp, Write, WriteBatch};
+        use crate::model::stamp;
+        use crate::store::{Write, WriteBatch};
         store
             .apply(WriteBatch {
                 projection: PROJECTION.to_owned(),
@@ -639,12 +648,17 @@ mod tests {
         for c in [&e1, &e2] {
             let (pk, ck) = c.listing_key().unwrap();
             let entry = serde_json::to_vec(&EpisodeEntry::from(c)).unwrap();
-            rows.push((EPISODES, pk.to_owned(), ck, entry));
+            rows.push((EPISODES.name(), pk.to_owned(), ck, entry));
             let st = serde_json::to_vec(&state_of(c.clone(), ContentStatus::Published)).unwrap();
-            rows.push((CONTENT, c.content_id.clone(), ROW.to_owned(), st));
+            rows.push((CONTENT.name(), c.content_id.clone(), ROW.to_owned(), st));
         }
         let hidden_row = serde_json::to_vec(&hidden).unwrap();
-        rows.push((CONTENT, "hidden".to_owned(), ROW.to_owned(), hidden_row));
+        rows.push((
+            CONTENT.name(),
+            "hidden".to_owned(),
+            ROW.to_owned(),
+            hidden_row,
+        ));
         put(&store, rows).await;
 
         assert_eq!(get(&store, "e1", 999).await.unwrap(), None);

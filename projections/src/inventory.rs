@@ -20,18 +20,25 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Page, PageRequest, Store, StoreError};
+use crate::model::{Page, PageRequest};
+use crate::read_model::ReadModel;
+use crate::store::{Store, StoreError};
+use crate::table::Table;
 
 /// Table of stock counts by sku.
-pub const STOCK: &str = "stock";
+pub const STOCK: Table<Stock> = Table::new("stock", "sku", "one row, STOCK_CK");
 /// Table of each sku's reservations, by order id.
-pub const STOCK_RESERVATIONS: &str = "stock_reservations";
+pub const STOCK_RESERVATIONS: Table<Reservation> = Table::new(
+    "stock_reservations",
+    "sku",
+    "one per order id that reserved the sku",
+);
 /// Every table of this read model.
-pub const TABLES: &[&str] = &[STOCK, STOCK_RESERVATIONS];
+pub const TABLES: &[&str] = &[STOCK.name(), STOCK_RESERVATIONS.name()];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "inventory";
 /// The declaration of this read model.
-pub const MODEL: crate::ReadModel = crate::ReadModel {
+pub const MODEL: ReadModel = ReadModel {
     name: PROJECTION,
     topics: &[fleuve_kafka::topics::INVENTORY],
     tables: TABLES,
@@ -131,7 +138,7 @@ pub struct ReservationChange {
 
 /// The stock of one sku (`None` if no event touched it).
 pub async fn get(store: &dyn Store, sku: &str) -> Result<Option<Stock>, StoreError> {
-    crate::json::get(store, STOCK, sku, STOCK_CK).await
+    STOCK.get(store, sku, STOCK_CK).await
 }
 
 /// What one order has reserved of one sku.
@@ -140,7 +147,7 @@ pub async fn reservation(
     sku: &str,
     order_id: &str,
 ) -> Result<Option<Reservation>, StoreError> {
-    crate::json::get(store, STOCK_RESERVATIONS, sku, order_id).await
+    STOCK_RESERVATIONS.get(store, sku, order_id).await
 }
 
 /// The reservations of one sku, by order id (released ones included, with quantity 0).
@@ -149,5 +156,5 @@ pub async fn reservations(
     sku: &str,
     page: &PageRequest,
 ) -> Result<Page<Reservation>, StoreError> {
-    crate::json::page(store, STOCK_RESERVATIONS, sku, page).await
+    STOCK_RESERVATIONS.page(store, sku, page).await
 }

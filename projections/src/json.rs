@@ -4,7 +4,9 @@
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::{paging, Page, PageRequest, Store, StoreError};
+use crate::model::{Page, PageRequest};
+use crate::paging;
+use crate::store::{Store, StoreError};
 
 /// Decodes a row's value; [`StoreError::Corrupt`] naming the row when it does not decode.
 pub fn decode<T: DeserializeOwned>(

@@ -4,24 +4,37 @@
 //! Every projection is derived from Kafka and can be rebuilt from the log. A store holds
 //! tables of partitioned, ordered rows ([`Write`], [`Row`]) and the checkpoints of the
 //! processors that write them; a processor applies a [`WriteBatch`] — its writes and the
-//! per-partition checkpoints that go with them — in one call. The read models, one module
-//! each, name their tables, define their rows and offer typed reads:
+//! per-partition checkpoints that go with them — in one call.
 //!
-//! | module | processor | what fronts read |
-//! | --- | --- | --- |
-//! | [`progress`] | `user_progress` | progress per (user, content); the continue-watching list |
-//! | [`bookmarks`] | `bookmarks` | bookmarks per user |
-//! | [`catalog`] | `catalog` | publishable contents by id; a programme's seasons and episodes |
-//! | [`orders`] | `orders` | orders by id with their status timeline; by buyer; by seller |
-//! | [`inventory`] | `inventory` | stock per sku |
+//! Each read model is declared once, in its module: a [`ReadModel`] (`MODEL`: its name, the
+//! topics its processor folds, its tables), registered in [`MODELS`]; one typed [`Table`]
+//! per table (name, what its partition and clustering keys are, its row type, stored as
+//! JSON) with the read and write helpers its processor and its queries use; the functions
+//! that build its clustering keys; and the queries fronts make:
 //!
-//! [`Staging`] is the read-before-write helper processors fold batches with; [`paging`]
-//! turns partitions into pages with opaque cursors. [`versions`] keeps several builds of a
-//! projection in one store (a rebuild beside the live one, snapshots as of a past instant)
-//! and routes reads and writes to the right one. [`testing`] opens a fresh store of each
+//! | module | processor | tables (`Table<row>`) | what fronts read |
+//! | --- | --- | --- | --- |
+//! | [`progress`] | `user_progress` | `PROGRESS` (`Progress`), `CONTINUE_WATCHING` (`ContinueWatching`) | progress per (user, content); the continue-watching list |
+//! | [`bookmarks`] | `bookmarks` | `BOOKMARKS`, `BOOKMARK_KEYS` (`Bookmark`) | bookmarks per user |
+//! | [`catalog`] | `catalog` | `CONTENT` (`ContentState`), `LIVE` (`LiveEntry`), `EPISODES` (`EpisodeEntry`), `SCHEDULE` (`ScheduledEdge`) | publishable contents by id; a programme's seasons and episodes |
+//! | [`orders`] | `orders` | `ORDERS` (`Order`), `ORDERS_BY_BUYER`, `ORDERS_BY_SELLER` (`OrderSummary`) | orders by id with their status timeline; by buyer; by seller |
+//! | [`inventory`] | `inventory` | `STOCK` (`Stock`), `STOCK_RESERVATIONS` (`Reservation`) | stock per sku |
+//!
+//! A read model's `TABLES` (the names its `MODEL` lists, which versions and tools walk) is
+//! built from its typed tables' names, so the two cannot disagree. A processor writes only
+//! through the typed helpers ([`Table::put`], [`Table::delete`],
+//! [`Table::delete_partition`], …), and keeps only the logic from events to rows.
+//!
+//! [`Staging`] is the read-before-write helper processors fold batches with (the typed
+//! [`Table`] helpers write through it); [`paging`] turns partitions into pages with opaque
+//! cursors; [`json`] decodes rows, naming the one that does not. [`versions`] keeps several
+//! builds of a projection in one store (a rebuild beside the live one, snapshots as of a
+//! past instant) and routes reads and writes to the right one. [`testing`] opens a fresh store of each
 //! backend for test suites, and [`backend_tests!`] runs a suite's cases against every one.
 //!
-//! Backends are chosen by URL with [`open`]:
+//! Backends are chosen by URL with [`open`] (module `open.rs`, the only one that knows
+//! every backend; the backends import `store` only, so no module imports one that imports
+//! it back):
 //!
 //! | URL | backend | feature |
 //! | --- | --- | --- |
@@ -44,6 +57,8 @@ pub mod embedded;
 pub mod inventory;
 pub mod json;
 mod model;
+mod models;
+mod open;
 pub mod orders;
 pub mod paging;
 pub mod progress;
@@ -52,29 +67,14 @@ mod read_model;
 pub mod scylla;
 mod staging;
 mod store;
+mod table;
 pub mod testing;
 pub mod versions;
 
 pub use model::{stamp, Checkpoint, Page, PageRequest};
+pub use models::{model, tables, MODELS};
+pub use open::open;
 pub use read_model::ReadModel;
 pub use staging::Staging;
-pub use store::{open, Row, Store, StoreError, TableRow, Write, WriteBatch, Writes};
-
-/// Every read model, in the order tools list them: the one registration list.
-pub const MODELS: &[&ReadModel] = &[
-    &progress::MODEL,
-    &bookmarks::MODEL,
-    &catalog::MODEL,
-    &orders::MODEL,
-    &inventory::MODEL,
-];
-
-/// The read model called `name`.
-pub fn model(name: &str) -> Option<&'static ReadModel> {
-    MODELS.iter().copied().find(|m| m.name == name)
-}
-
-/// Every table of every read model, for tools that walk them all (dumps, comparisons).
-pub fn tables() -> impl Iterator<Item = &'static str> {
-    MODELS.iter().flat_map(|m| m.tables.iter().copied())
-}
+pub use store::{Row, Store, StoreError, TableRow, Write, WriteBatch, Writes};
+pub use table::{Encoded, RowOf, Table};

@@ -24,21 +24,36 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Page, PageRequest};
 use crate::paging::desc_i64;
-use crate::{Page, PageRequest, Store, StoreError};
+use crate::read_model::ReadModel;
+use crate::store::{Store, StoreError};
+use crate::table::{RowOf, Table};
 
-/// Table of orders by id.
-pub const ORDERS: &str = "orders";
+/// Table of orders by id (the processor reads and writes them as [`OrderRow`]s).
+pub const ORDERS: Table<Order> = Table::new("orders", "order id", "one row, ORDER_CK");
 /// Table of each buyer's orders, newest first.
-pub const ORDERS_BY_BUYER: &str = "orders_by_buyer";
+pub const ORDERS_BY_BUYER: Table<OrderSummary> = Table::new(
+    "orders_by_buyer",
+    "buyer id",
+    "newest `placed_at` first, then order id (list_ck)",
+);
 /// Table of each seller's orders, newest first.
-pub const ORDERS_BY_SELLER: &str = "orders_by_seller";
+pub const ORDERS_BY_SELLER: Table<OrderSummary> = Table::new(
+    "orders_by_seller",
+    "seller id",
+    "newest `placed_at` first, then order id (list_ck)",
+);
 /// Every table of this read model.
-pub const TABLES: &[&str] = &[ORDERS, ORDERS_BY_BUYER, ORDERS_BY_SELLER];
+pub const TABLES: &[&str] = &[
+    ORDERS.name(),
+    ORDERS_BY_BUYER.name(),
+    ORDERS_BY_SELLER.name(),
+];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "orders";
 /// The declaration of this read model.
-pub const MODEL: crate::ReadModel = crate::ReadModel {
+pub const MODEL: ReadModel = ReadModel {
     name: PROJECTION,
     topics: &[fleuve_kafka::topics::ORDERS],
     tables: TABLES,
@@ -285,6 +300,8 @@ pub struct TimelineEntryRow<'a> {
     pub detail: Option<Cow<'a, str>>,
 }
 
+impl RowOf<Order> for OrderRow<'_> {}
+
 impl OrderRow<'_> {
     /// [`Order::has_event`].
     pub fn has_event(&self, event_id: &str) -> bool {
@@ -292,7 +309,7 @@ impl OrderRow<'_> {
     }
 
     /// [`Order::summary`], borrowed: it encodes as the [`OrderSummary`].
-    pub fn summary(&self) -> impl Serialize + '_ {
+    pub fn summary(&self) -> impl Serialize + RowOf<OrderSummary> + '_ {
         OrderSummaryRow {
             order_id: &self.order_id,
             buyer_id: &self.buyer_id,
@@ -321,6 +338,8 @@ struct OrderSummaryRow<'a> {
     updated_at_ms: i64,
 }
 
+impl RowOf<OrderSummary> for OrderSummaryRow<'_> {}
+
 /// Clustering key of an order in [`ORDERS_BY_BUYER`] and [`ORDERS_BY_SELLER`]: newest
 /// first, orders placed at the same millisecond by id.
 pub fn list_ck(placed_at_ms: i64, order_id: &str) -> String {
@@ -329,7 +348,7 @@ pub fn list_ck(placed_at_ms: i64, order_id: &str) -> String {
 
 /// One order.
 pub async fn get(store: &dyn Store, order_id: &str) -> Result<Option<Order>, StoreError> {
-    crate::json::get(store, ORDERS, order_id, ORDER_CK).await
+    ORDERS.get(store, order_id, ORDER_CK).await
 }
 
 /// A buyer's orders, most recently placed first.
@@ -338,7 +357,7 @@ pub async fn list_by_buyer(
     buyer_id: &str,
     page: &PageRequest,
 ) -> Result<Page<OrderSummary>, StoreError> {
-    crate::json::page(store, ORDERS_BY_BUYER, buyer_id, page).await
+    ORDERS_BY_BUYER.page(store, buyer_id, page).await
 }
 
 /// A seller's orders, most recently placed first.
@@ -347,7 +366,7 @@ pub async fn list_by_seller(
     seller_id: &str,
     page: &PageRequest,
 ) -> Result<Page<OrderSummary>, StoreError> {
-    crate::json::page(store, ORDERS_BY_SELLER, seller_id, page).await
+    ORDERS_BY_SELLER.page(store, seller_id, page).await
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Lists read page by page with opaque cursors, and the clustering-key encodings the read
 //! models sort by.
 //!
-//! A cursor is base64url (no padding) of: one format byte ([`CURSOR_FORMAT_V1`]), the
+//! A cursor is base64url (no padding) of: one format byte (`CURSOR_FORMAT_V1`), the
 //! length-prefixed table and partition it belongs to, the clustering key of the last item
 //! returned, and a 64-bit FNV-1a checksum of all that. The checksum is not a secret (cursors
 //! are not authorization); it makes a truncated or hand-edited cursor fail loudly instead
@@ -10,7 +10,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-use crate::{Page, PageRequest, Row, Store, StoreError};
+use crate::model::{Page, PageRequest};
+use crate::store::{Row, Store, StoreError};
 
 const CURSOR_FORMAT_V1: u8 = 1;
 

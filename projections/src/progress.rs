@@ -14,19 +14,26 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Page, PageRequest};
 use crate::paging::desc_i64;
-use crate::{Page, PageRequest, Store, StoreError};
+use crate::read_model::ReadModel;
+use crate::store::{Store, StoreError};
+use crate::table::Table;
 
 /// Table of progress rows.
-pub const PROGRESS: &str = "progress";
+pub const PROGRESS: Table<Progress> = Table::new("progress", "user id", "one per content id");
 /// Table of the continue-watching lists.
-pub const CONTINUE_WATCHING: &str = "continue_watching";
+pub const CONTINUE_WATCHING: Table<ContinueWatching> = Table::new(
+    "continue_watching",
+    "user id",
+    "newest `updated_at` first (continue_watching_ck), unfinished contents only",
+);
 /// Every table of this read model.
-pub const TABLES: &[&str] = &[PROGRESS, CONTINUE_WATCHING];
+pub const TABLES: &[&str] = &[PROGRESS.name(), CONTINUE_WATCHING.name()];
 /// Name of the processor (and of its checkpoints).
 pub const PROJECTION: &str = "user_progress";
 /// The declaration of this read model.
-pub const MODEL: crate::ReadModel = crate::ReadModel {
+pub const MODEL: ReadModel = ReadModel {
     name: PROJECTION,
     topics: &[fleuve_kafka::topics::USER_ACTIVITY],
     tables: TABLES,
@@ -101,7 +108,7 @@ pub async fn get(
     user_id: &str,
     content_id: &str,
 ) -> Result<Option<Progress>, StoreError> {
-    crate::json::get(store, PROGRESS, user_id, content_id).await
+    PROGRESS.get(store, user_id, content_id).await
 }
 
 /// A user's progress rows, by content id.
@@ -110,7 +117,7 @@ pub async fn list(
     user_id: &str,
     page: &PageRequest,
 ) -> Result<Page<Progress>, StoreError> {
-    crate::json::page(store, PROGRESS, user_id, page).await
+    PROGRESS.page(store, user_id, page).await
 }
 
 /// A user's unfinished contents, most recently watched first.
@@ -119,5 +126,5 @@ pub async fn continue_watching(
     user_id: &str,
     page: &PageRequest,
 ) -> Result<Page<ContinueWatching>, StoreError> {
-    crate::json::page(store, CONTINUE_WATCHING, user_id, page).await
+    CONTINUE_WATCHING.page(store, user_id, page).await
 }

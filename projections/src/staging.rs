@@ -15,63 +15,12 @@
 //! others *derived*, which a non-atomic backend writes first (see [`Writes`]).
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 
+use rustc_hash::FxBuildHasher;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::{Store, StoreError, Write, Writes};
-
-/// A fast, non-cryptographic hasher (the multiply-rotate scheme of rustc's `FxHasher`) for
-/// maps keyed by row keys the processor itself builds: nothing here is keyed by input an
-/// attacker could choose to collide, and SipHash was a visible share of a batch's fold.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct FastHasher(u64);
-
-const SEED: u64 = 0xf135_7aea_2e62_a9c5;
-
-impl FastHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for FastHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// `BuildHasher` of [`FastHasher`].
-pub(crate) type FastState = BuildHasherDefault<FastHasher>;
+use crate::store::{Store, StoreError, Write, Writes};
 
 /// What the batch knows of a row.
 enum Slot {
@@ -99,8 +48,10 @@ fn row_key_into(out: &mut String, table: &str, pk: &str, ck: &str) {
 /// The rows a batch has read and written (see the module docs).
 pub struct Staging<'s> {
     store: &'s dyn Store,
-    /// Keyed by [`row_key_into`].
-    rows: HashMap<String, Slot, FastState>,
+    /// Keyed by [`row_key_into`], hashed with `rustc-hash`'s Fx hash: the keys are built
+    /// by the processor itself from its events' keys, and SipHash was a visible share of a
+    /// batch's fold.
+    rows: HashMap<String, Slot, FxBuildHasher>,
     cleared: HashSet<(&'static str, String)>,
     /// Tables read (a handful per batch).
     read: Vec<&'static str>,
@@ -129,7 +80,7 @@ impl<'s> Staging<'s> {
     pub fn with_capacity(store: &'s dyn Store, writes: usize) -> Self {
         Self {
             store,
-            rows: HashMap::with_capacity_and_hasher(writes, FastState::default()),
+            rows: HashMap::with_capacity_and_hasher(writes, FxBuildHasher),
             cleared: HashSet::new(),
             read: Vec::new(),
             writes: Vec::with_capacity(writes),

@@ -1,9 +1,12 @@
+//! The [`Store`] trait every backend implements, what it reads and writes ([`Write`],
+//! [`Row`], [`WriteBatch`]) and its errors. Backends (`embedded/`, `scylla/`) import this
+//! module only; [`crate::open`] (in `open.rs`) chooses one by URL.
+
 use std::fmt::Debug;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::Checkpoint;
+use crate::model::Checkpoint;
 
 /// Errors of a projection store. [`StoreError::is_transient`] tells a processor whether to
 /// retry with backoff (never skip) or to stop.
@@ -223,44 +226,4 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     /// Checks that the store answers (for readiness probes).
     async fn ping(&self) -> Result<(), StoreError>;
-}
-
-/// Opens the store a URL names (see the crate docs for the schemes).
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    // `rest` is the embedded backend's directory.
-    #[cfg_attr(not(feature = "embedded"), allow(unused_variables))]
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| StoreError::InvalidUrl {
-            url: url.to_owned(),
-            reason: "expected <scheme>://<location>, for example embedded://var/projections".into(),
-        })?;
-    match scheme {
-        #[cfg(feature = "embedded")]
-        "embedded" => {
-            if rest.is_empty() {
-                return Err(StoreError::InvalidUrl {
-                    url: url.to_owned(),
-                    reason: "missing directory path".into(),
-                });
-            }
-            Ok(Arc::new(crate::embedded::EmbeddedStore::open(rest).await?))
-        }
-        #[cfg(not(feature = "embedded"))]
-        "embedded" => Err(StoreError::FeatureNotEnabled {
-            scheme: scheme.to_owned(),
-            feature: "embedded",
-        }),
-        #[cfg(feature = "scylla")]
-        "scylla" => Ok(Arc::new(crate::scylla::ScyllaStore::open(url).await?)),
-        #[cfg(not(feature = "scylla"))]
-        "scylla" => Err(StoreError::FeatureNotEnabled {
-            scheme: scheme.to_owned(),
-            feature: "scylla",
-        }),
-        other => Err(StoreError::InvalidUrl {
-            url: url.to_owned(),
-            reason: format!("unknown scheme `{other}` (expected `embedded` or `scylla`)"),
-        }),
-    }
 }

@@ -14,8 +14,17 @@
 //! replaced by the test's keyspace). The keyspaces stay on the cluster after the tests, so
 //! that a failure can be looked at: drop them with `DROP KEYSPACE` when done.
 //!
-//! A backend that cannot run here says why on stderr and its tests pass without running
-//! a case (no ScyllaDB server runs in this repository's CI).
+//! The ScyllaDB cases are `#[ignore = "needs SCYLLA_URI"]`: no ScyllaDB server runs in this
+//! repository's CI, so a plain `cargo test` lists them as ignored (not run) rather than as
+//! passed. Run them against a cluster with `--include-ignored`:
+//!
+//! ```text
+//! SCYLLA_URI=scylla://127.0.0.1:9042 cargo test -p fleuve-projections --test conformance -- --include-ignored
+//! SCYLLA_URI=scylla://127.0.0.1:9042 cargo test -p fleuve-processors --test golden -- --include-ignored
+//! ```
+//!
+//! A backend that cannot run here all the same (`--include-ignored` without `SCYLLA_URI`, or
+//! its feature not compiled in) says why on stderr and its cases return without running.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -60,7 +69,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use crate::{Checkpoint, Row, Store, StoreError, TableRow, WriteBatch};
+use crate::model::Checkpoint;
+use crate::store::{Row, Store, StoreError, TableRow, WriteBatch};
 
 /// The environment variable naming the ScyllaDB cluster tests may use.
 pub const SCYLLA_URI: &str = "SCYLLA_URI";
@@ -127,7 +137,8 @@ impl Backend {
         match self {
             Backend::Embedded => {
                 let dir = ScratchDir::create(&format!("fleuve-test-{unique}"))?;
-                let store = crate::open(&format!("embedded://{}", dir.path().display())).await?;
+                let store =
+                    crate::open::open(&format!("embedded://{}", dir.path().display())).await?;
                 Ok(FreshStore {
                     store,
                     backend: self,
@@ -139,7 +150,7 @@ impl Backend {
                 let uri = std::env::var(SCYLLA_URI)
                     .map_err(|e| StoreError::Backend(format!("{SCYLLA_URI}: {e}")))?;
                 let keyspace = format!("fleuve_test_{unique}");
-                let store = crate::open(&with_keyspace(&uri, &keyspace)).await?;
+                let store = crate::open::open(&with_keyspace(&uri, &keyspace)).await?;
                 tracing::debug!(keyspace = %keyspace, "fresh scylla test store open");
                 Ok(FreshStore {
                     store,
@@ -508,7 +519,8 @@ impl Store for FaultyStore {
 
 /// Generates one `#[tokio::test]` per case and backend, in modules `embedded` and
 /// `scylla`, so that the name of a test says which backend it ran on
-/// (`scylla::scenario_ping`). See [`testing`](crate::testing).
+/// (`scylla::scenario_ping`). The `scylla` ones are `#[ignore = "needs SCYLLA_URI"]` (run
+/// them with `SCYLLA_URI` set and `-- --include-ignored`). See [`testing`](crate::testing).
 ///
 /// * `backend_tests!(a, b)`: `a` and `b` are `async fn(Arc<dyn Store>)` of the calling
 ///   module, each run in a fresh store of every backend ([`testing::run`](crate::testing::run)).
@@ -520,20 +532,22 @@ impl Store for FaultyStore {
 /// calling crate needs `tokio` with its `macros` and `rt-multi-thread` features.
 #[macro_export]
 macro_rules! backend_tests {
-    (@module $module:ident $backend:ident $runner:ident => $($name:ident),+) => {
+    (@module $module:ident $backend:ident #[$attr:meta] $runner:ident => $($name:ident),+) => {
         mod $module {
             $(
                 #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[$attr]
                 async fn $name() {
                     super::$runner($crate::testing::Backend::$backend, stringify!($name)).await;
                 }
             )+
         }
     };
-    (@module $module:ident $backend:ident => $($name:ident),+) => {
+    (@module $module:ident $backend:ident #[$attr:meta] => $($name:ident),+) => {
         mod $module {
             $(
                 #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[$attr]
                 async fn $name() {
                     $crate::testing::run(
                         $crate::testing::Backend::$backend,
@@ -546,12 +560,14 @@ macro_rules! backend_tests {
         }
     };
     ($runner:ident => $($name:ident),+ $(,)?) => {
-        $crate::backend_tests!(@module embedded Embedded $runner => $($name),+);
-        $crate::backend_tests!(@module scylla Scylla $runner => $($name),+);
+        $crate::backend_tests!(@module embedded Embedded #[doc = "Runs on every `cargo test`."] $runner => $($name),+);
+        $crate::backend_tests!(
+            @module scylla Scylla #[ignore = "needs SCYLLA_URI"] $runner => $($name),+
+        );
     };
     ($($name:ident),+ $(,)?) => {
-        $crate::backend_tests!(@module embedded Embedded => $($name),+);
-        $crate::backend_tests!(@module scylla Scylla => $($name),+);
+        $crate::backend_tests!(@module embedded Embedded #[doc = "Runs on every `cargo test`."] => $($name),+);
+        $crate::backend_tests!(@module scylla Scylla #[ignore = "needs SCYLLA_URI"] => $($name),+);
     };
 }
 
@@ -601,7 +617,8 @@ mod tests {
     #[cfg(feature = "embedded")]
     #[tokio::test]
     async fn a_faulty_store_injects_its_faults_and_records_what_it_applied() {
-        use crate::{Checkpoint, Write, WriteBatch};
+        use crate::model::Checkpoint;
+        use crate::store::{Write, WriteBatch};
         let fresh = Backend::Embedded.fresh().await.unwrap();
         let store = FaultyStore::new(Arc::clone(fresh.store()));
         let faults = store.faults();
@@ -680,7 +697,8 @@ mod tests {
     #[cfg(feature = "embedded")]
     #[tokio::test]
     async fn fresh_embedded_stores_are_empty_apart_and_removed() {
-        use crate::{Checkpoint, Write, WriteBatch};
+        use crate::model::Checkpoint;
+        use crate::store::{Write, WriteBatch};
         let a = Backend::Embedded.fresh().await.unwrap();
         let b = Backend::Embedded.fresh().await.unwrap();
         assert_ne!(a.location(), b.location());

@@ -36,7 +36,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{Checkpoint, Row, Store, StoreError, TableRow, Write, WriteBatch};
+use crate::model::Checkpoint;
+use crate::store::{Row, Store, StoreError, TableRow, Write, WriteBatch};
 
 /// Descriptions of the versions: partition = projection, row = version number (zero-padded,
 /// so rows sort by number).
@@ -50,12 +51,12 @@ pub const ROUTING_PARTITION: &str = "routing";
 /// `exports` is not one of them: its state is what partners have been sent, which a rebuild
 /// cannot know.
 pub fn tables_of(projection: &str) -> Option<&'static [&'static str]> {
-    crate::model(projection).map(|m| m.tables)
+    crate::models::model(projection).map(|m| m.tables)
 }
 
 /// The versioned projection a table belongs to.
 pub fn projection_of_table(table: &str) -> Option<&'static str> {
-    crate::MODELS
+    crate::models::MODELS
         .iter()
         .find(|m| m.tables.contains(&table))
         .map(|m| m.name)
@@ -63,11 +64,11 @@ pub fn projection_of_table(table: &str) -> Option<&'static str> {
 
 /// The projection name as known to this crate (`'static`), or an error naming the known ones.
 pub fn known_projection(projection: &str) -> Result<&'static str, VersionError> {
-    crate::model(projection)
+    crate::models::model(projection)
         .map(|m| m.name)
         .ok_or_else(|| VersionError::UnknownProjection {
             projection: projection.to_owned(),
-            known: crate::MODELS
+            known: crate::models::MODELS
                 .iter()
                 .map(|m| m.name)
                 .collect::<Vec<_>>()
@@ -468,7 +469,7 @@ impl Versions {
                 ROUTING_TABLE,
                 ROUTING_PARTITION,
                 None,
-                crate::MODELS.len() + 1,
+                crate::models::MODELS.len() + 1,
             )
             .await?;
         let mut stored: HashMap<&str, Routing> = HashMap::new();
@@ -483,7 +484,7 @@ impl Versions {
                 .routes
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for projection in crate::MODELS.iter().map(|m| m.name) {
+            for projection in crate::models::MODELS.iter().map(|m| m.name) {
                 let routing = stored.get(projection).copied().unwrap_or_default();
                 if routes.get(projection).map(|r| r.routing) != Some(routing) {
                     routes.insert(projection, self.route(projection, routing));

@@ -1,12 +1,14 @@
 //! The store contract, each scenario written once and run against every backend: the
 //! embedded store always, ScyllaDB when `SCYLLA_URI` is set (for example
-//! `SCYLLA_URI=scylla://127.0.0.1:9042`; each scenario gets a fresh keyspace). No ScyllaDB
-//! server runs in this repository's CI, so there the ScyllaDB tests only print that they
-//! were skipped. The backends and their fresh stores come from
-//! `fleuve_projections::testing`, which the processors' golden tests use too.
+//! `SCYLLA_URI=scylla://127.0.0.1:9042`, run with `-- --include-ignored`; each scenario gets
+//! a fresh keyspace). No ScyllaDB server runs in this repository's CI, so there the ScyllaDB
+//! tests are reported as ignored (`needs SCYLLA_URI`). The backends and their fresh stores
+//! come from `fleuve_projections::testing`, which the processors' golden tests use too.
 
-// Test helpers outside #[test] functions unwrap too: a failure is a test failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too: a failure is a test failure"
+)]
 
 use std::sync::Arc;
 

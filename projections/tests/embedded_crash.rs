@@ -4,9 +4,6 @@
 //!
 //! The child is this same test binary, re-run with `FLEUVE_CRASH_CHILD_DIR` set.
 
-// Test helpers outside #[test] functions unwrap too: a failure is a test failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 

@@ -2,7 +2,10 @@
 //! the routing survives a restart, reads follow the reader version (or a snapshot), and
 //! dropping is refused for versions in use and removes every row otherwise.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions unwrap too: a failure is a test failure"
+)]
 
 use std::sync::Arc;
 
@@ -30,8 +33,8 @@ async fn write(store: &dyn Store, value: &str, next_offset: i64) {
         .apply(WriteBatch {
             projection: P.into(),
             writes: vec![
-                put(progress::PROGRESS, "u-1", "c-1", value),
-                put(progress::CONTINUE_WATCHING, "u-1", "c-1", value),
+                put(progress::PROGRESS.name(), "u-1", "c-1", value),
+                put(progress::CONTINUE_WATCHING.name(), "u-1", "c-1", value),
             ]
             .into(),
             checkpoints: vec![Checkpoint {
@@ -76,7 +79,7 @@ async fn versions_are_isolated_and_reads_follow_the_routing() {
 
     // Each version sees its own rows and checkpoints.
     let get = |s: Arc<dyn Store>| async move {
-        s.get(progress::PROGRESS, "u-1", "c-1")
+        s.get(progress::PROGRESS.name(), "u-1", "c-1")
             .await
             .unwrap()
             .unwrap()
@@ -89,7 +92,7 @@ async fn versions_are_isolated_and_reads_follow_the_routing() {
     );
     assert_eq!(v2.checkpoint(P, "user-activity", 0).await.unwrap(), Some(7));
     assert_eq!(
-        v2.scan_table(progress::PROGRESS, None, 10)
+        v2.scan_table(progress::PROGRESS.name(), None, 10)
             .await
             .unwrap()
             .len(),
@@ -156,7 +159,7 @@ async fn snapshots_are_read_by_name_inside_their_scope() {
     let readers = versions.readers();
     let read = || async {
         readers
-            .get(progress::PROGRESS, "u-1", "c-1")
+            .get(progress::PROGRESS.name(), "u-1", "c-1")
             .await
             .unwrap()
             .unwrap()
@@ -245,7 +248,7 @@ async fn versions_in_use_cannot_be_dropped_and_dropping_removes_every_row() {
     let readers = versions.readers();
     assert_eq!(
         readers
-            .get(progress::PROGRESS, "u-1", "c-1")
+            .get(progress::PROGRESS.name(), "u-1", "c-1")
             .await
             .unwrap()
             .unwrap(),

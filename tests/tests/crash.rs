@@ -1386,14 +1386,14 @@ fn differences(a: &Dump, b: &Dump) -> Vec<String> {
 fn check_stock(dump: &Dump, model: &BTreeMap<String, StockModel>) -> Result<()> {
     use fleuve_projections::inventory::{Reservation, Stock, STOCK, STOCK_RESERVATIONS};
     let mut got: BTreeMap<String, StockModel> = BTreeMap::new();
-    for row in dump.get(STOCK).into_iter().flatten() {
+    for row in dump.get(STOCK.name()).into_iter().flatten() {
         let s: Stock = serde_json::from_slice(&row.value)
             .with_context(|| format!("stock row {}: {}", row.pk, preview(&row.value)))?;
         let m = got.entry(row.pk.clone()).or_default();
         m.available = s.available;
         m.reserved = s.reserved;
     }
-    for row in dump.get(STOCK_RESERVATIONS).into_iter().flatten() {
+    for row in dump.get(STOCK_RESERVATIONS.name()).into_iter().flatten() {
         let r: Reservation = serde_json::from_slice(&row.value)
             .with_context(|| format!("reservation row {}: {}", row.pk, preview(&row.value)))?;
         got.entry(row.pk.clone())

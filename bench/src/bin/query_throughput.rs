@@ -274,7 +274,7 @@ async fn seed(store: &Arc<dyn Store>, opts: &Options) -> Result<usize> {
             let p = row(u, c, offset);
             offset += 1;
             writes.push(Write::Put {
-                table: PROGRESS,
+                table: PROGRESS.name(),
                 pk: p.user_id.clone(),
                 ck: p.content_id.clone(),
                 value: serde_json::to_vec(&p)?,

@@ -1,5 +1,9 @@
-//! One folder per processor. Each folds the events of its topics into its read model (see
-//! `fleuve_projections` for the tables and rows).
+//! One folder per processor. Each folds the events of its topics into its read model: the
+//! model's declaration in `fleuve_projections` (its `MODEL`, its typed tables, its key
+//! functions) says where rows go and how they are encoded, and the processor holds only the
+//! logic from events to rows, written with the tables' helpers
+//! ([`fleuve_projections::Table::put`], `delete`, `delete_partition`, …). `exports`, which
+//! is no read model, declares its own tables the same way.
 //!
 //! | processor | consumes | builds |
 //! | --- | --- | --- |

@@ -7,7 +7,7 @@
 //!   release can tell an older directory apart instead of misreading it.
 
 use super::keys;
-use crate::StoreError;
+use crate::store::StoreError;
 
 pub(crate) const CHECKPOINT_FORMAT_V1: u8 = 1;
 /// Version of the key layout described in `keys.rs`.

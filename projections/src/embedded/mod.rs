@@ -43,9 +43,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable as _, Slice};
+use rustc_hash::{FxBuildHasher, FxHasher};
 
-use crate::staging::{FastHasher, FastState};
-use crate::{Checkpoint, Row, Store, StoreError, TableRow, Write, WriteBatch};
+use crate::model::Checkpoint;
+use crate::store::{Row, Store, StoreError, TableRow, Write, WriteBatch};
 
 const KS_ROWS: &str = "rows";
 const KS_CHECKPOINTS: &str = "checkpoints";
@@ -248,20 +249,20 @@ struct NetWrites {
     entries: Vec<(Slice, Option<Vec<u8>>)>,
     /// Hash of a key → index of the first entry with that hash (a collision falls back to
     /// a scan of the entries).
-    index: HashMap<u64, usize, FastState>,
+    index: HashMap<u64, usize, FxBuildHasher>,
 }
 
 impl NetWrites {
     fn with_capacity(n: usize) -> Self {
         Self {
             entries: Vec::with_capacity(n),
-            index: HashMap::with_capacity_and_hasher(n, FastState::default()),
+            index: HashMap::with_capacity_and_hasher(n, FxBuildHasher),
         }
     }
 
     fn set(&mut self, key: &[u8], value: Option<Vec<u8>>) {
         let hash = {
-            let mut h = FastHasher::default();
+            let mut h = FxHasher::default();
             h.write(key);
             h.finish()
         };

@@ -17,7 +17,7 @@ use scylla::errors::{
     UseKeyspaceError,
 };
 
-use crate::StoreError;
+use crate::store::StoreError;
 
 /// Where the store is, for messages.
 #[derive(Debug, Clone)]

@@ -19,7 +19,7 @@ use scylla::statement::unprepared::Statement;
 
 use super::error::{map_execution, map_rows, Ctx};
 use super::url::ScyllaConfig;
-use crate::StoreError;
+use crate::store::StoreError;
 
 /// The migration files, in version order (checked by the tests).
 const FILES: &[(&str, &str)] = &[

@@ -87,8 +87,10 @@
 //! # Testing
 //!
 //! The conformance suite runs against a ScyllaDB node when `SCYLLA_URI` is set (for example
-//! `SCYLLA_URI=scylla://127.0.0.1:9042`), each test in a fresh keyspace. Without it only the
-//! unit tests of this module run (URL parsing, migrations, batch planning, scan ordering).
+//! `SCYLLA_URI=scylla://127.0.0.1:9042 cargo test -p fleuve-projections --test conformance --
+//! --include-ignored`), each test in a fresh keyspace. Without it its ScyllaDB cases are
+//! reported as ignored and only the unit tests of this module run (URL parsing, migrations,
+//! batch planning, scan ordering).
 
 mod error;
 mod migrations;
@@ -117,8 +119,9 @@ use self::scan::SmallestAfter;
 use self::statements::Statements;
 use self::url::ScyllaConfig;
 pub use self::url::{DEFAULT_PORT, DEFAULT_REPLICATION_FACTOR};
+use crate::model::Checkpoint;
 use crate::store::{Row, TableRow, WriteBatch};
-use crate::{Checkpoint, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Row mutations (or checkpoint writes) of one batch in flight at once.
 const WRITE_CONCURRENCY: usize = 64;

@@ -30,8 +30,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::model::Checkpoint;
 use crate::store::Write;
-use crate::Checkpoint;
 
 /// One CQL mutation, with its ScyllaDB write timestamp.
 #[derive(Debug, Clone, PartialEq, Eq)]

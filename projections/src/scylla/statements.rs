@@ -4,7 +4,7 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
 use super::error::{map_prepare, Ctx};
-use crate::StoreError;
+use crate::store::StoreError;
 
 /// Rows fetched per page by paged reads (partition scans, table scans, checkpoint lists).
 pub const PAGE_SIZE: i32 = 1000;

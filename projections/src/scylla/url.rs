@@ -17,7 +17,7 @@
 use std::fmt;
 use std::net::Ipv6Addr;
 
-use crate::StoreError;
+use crate::store::StoreError;
 
 /// Port used when a host does not name one.
 pub const DEFAULT_PORT: u16 = 9042;
@@ -107,13 +107,8 @@ impl ScyllaConfig {
 
         let mut replication_factor = None;
         let mut local_dc = None;
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').ok_or_else(|| {
-                invalid(format!(
-                    "query parameter `{pair}` has no value (expected key=value)"
-                ))
-            })?;
-            match key {
+        for (key, value) in query_pairs(query.unwrap_or("")).map_err(invalid)? {
+            match key.as_str() {
                 "replication_factor" => {
                     if replication_factor.is_some() {
                         return Err(invalid("`replication_factor` is given twice".into()));
@@ -133,12 +128,10 @@ impl ScyllaConfig {
                     if local_dc.is_some() {
                         return Err(invalid("`local_dc` is given twice".into()));
                     }
-                    let dc =
-                        percent_decode(value).map_err(|e| invalid(format!("local_dc: {e}")))?;
-                    if dc.trim().is_empty() {
+                    if value.trim().is_empty() {
                         return Err(invalid("local_dc is empty".into()));
                     }
-                    local_dc = Some(dc);
+                    local_dc = Some(value);
                 }
                 other => {
                     return Err(invalid(format!(
@@ -282,26 +275,52 @@ fn parse_keyspace(path: &str) -> Result<String, String> {
     Ok(path.to_owned())
 }
 
-/// Decodes `%XX` escapes (the result must be UTF-8).
-fn percent_decode(s: &str) -> Result<String, String> {
+/// Checks that every `%` of `s` starts a `%XX` escape, locating the first that does not (the
+/// decoders of `percent-encoding` and `form_urlencoded` keep a malformed escape as it is,
+/// which would silently change a password or a datacenter name).
+fn check_escapes(s: &str) -> Result<(), String> {
     let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| "`%` must be followed by two hexadecimal digits".to_owned())?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+    for (at, _) in s.match_indices('%') {
+        let escape = bytes.get(at + 1..at + 3);
+        if !escape.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+            // The text is not shown: it may be a password.
+            return Err(format!(
+                "`%` at byte {at} must be followed by two hexadecimal digits"
+            ));
         }
     }
-    String::from_utf8(out).map_err(|_| "percent-decoded text is not UTF-8".to_owned())
+    Ok(())
+}
+
+/// Decodes the `%XX` escapes of a URL component (the result must be UTF-8).
+fn percent_decode(s: &str) -> Result<String, String> {
+    check_escapes(s)?;
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|e| format!("percent-decoded text is not UTF-8 ({e})"))
+}
+
+/// The `key=value` pairs of a query string, decoded as a form (`%XX` escapes, `+` for a
+/// space); empty parts (`?&a=1&`) are skipped. Each part must have a value, well-formed
+/// escapes and UTF-8 text, so a mistyped URL fails naming the parameter instead of being
+/// read as something else.
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>, String> {
+    for part in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = part
+            .split_once('=')
+            .ok_or_else(|| format!("query parameter `{part}` has no value (expected key=value)"))?;
+        for (what, text) in [("name", key), ("value", value)] {
+            let in_part = |e: String| format!("query parameter `{key}`, its {what}: {e}");
+            check_escapes(text).map_err(in_part)?;
+            let decoded: Vec<u8> = percent_encoding::percent_decode_str(text).collect();
+            std::str::from_utf8(&decoded)
+                .map_err(|e| in_part(format!("percent-decoded text is not UTF-8 ({e})")))?;
+        }
+    }
+    Ok(form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect())
 }
 
 #[cfg(test)]
@@ -425,6 +444,21 @@ mod tests {
     }
 
     #[test]
+    fn query_values_are_form_decoded() {
+        let c = ScyllaConfig::parse("scylla://h/ks?local_dc=eu+west%2B1%C3%A9").unwrap();
+        assert_eq!(c.local_dc.as_deref(), Some("eu west+1\u{e9}"));
+        let c = ScyllaConfig::parse("scylla://h/ks?replication%5Ffactor=2").unwrap();
+        assert_eq!(c.replication_factor, 2);
+    }
+
+    #[test]
+    fn credential_errors_locate_the_escape_without_showing_the_password() {
+        let r = reason("scylla://u:secret%zz@h/ks");
+        assert!(r.contains("password: `%` at byte 6"), "{r}");
+        assert!(!r.contains("secret"), "{r}");
+    }
+
+    #[test]
     fn query_errors() {
         assert!(reason("scylla://h/ks?replication_factor=0").contains("not a positive integer"));
         assert!(reason("scylla://h/ks?replication_factor=-1").contains("not a positive integer"));
@@ -438,6 +472,12 @@ mod tests {
         assert!(reason("scylla://h/ks?consistency=one")
             .contains("unknown query parameter `consistency`"));
         assert!(reason("scylla://h/ks?replication_factor").contains("has no value"));
+        assert!(
+            reason("scylla://h/ks?local_dc=a%4").contains("`local_dc`, its value: `%` at byte 1")
+        );
+        assert!(reason("scylla://h/ks?local_dc=%ff").contains("`local_dc`, its value"));
+        assert!(reason("scylla://h/ks?local_dc=%ff").contains("not UTF-8"));
+        assert!(reason("scylla://h/ks?local%zz=a").contains("its name"));
         // Empty query parts are tolerated.
         let c = ScyllaConfig::parse("scylla://h/ks?&replication_factor=2&").unwrap();
         assert_eq!(c.replication_factor, 2);

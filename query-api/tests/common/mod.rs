@@ -113,7 +113,14 @@ impl App {
     pub async fn progress(&self, rows: &[Progress]) {
         self.put(
             rows.iter()
-                .map(|p| (PROGRESS, p.user_id.clone(), p.content_id.clone(), json(p)))
+                .map(|p| {
+                    (
+                        PROGRESS.name(),
+                        p.user_id.clone(),
+                        p.content_id.clone(),
+                        json(p),
+                    )
+                })
                 .collect(),
         )
         .await;
@@ -124,7 +131,7 @@ impl App {
             rows.iter()
                 .map(|b| {
                     (
-                        bookmarks::BOOKMARKS,
+                        bookmarks::BOOKMARKS.name(),
                         user_id.to_owned(),
                         bookmarks::bookmark_ck(b.added_at_ms, &b.content_id),
                         json(b),
@@ -138,7 +145,7 @@ impl App {
     /// A content's state row, and its listing entry when it is published and listed.
     pub async fn content(&self, state: &ContentState) {
         let mut rows = vec![(
-            catalog::CONTENT,
+            catalog::CONTENT.name(),
             state.content_id.clone(),
             catalog::ROW.to_owned(),
             json(state),
@@ -146,7 +153,7 @@ impl App {
         if let Some(c) = state.published() {
             if let Some((pk, ck)) = c.listing_key() {
                 rows.push((
-                    catalog::EPISODES,
+                    catalog::EPISODES.name(),
                     pk.to_owned(),
                     ck,
                     json(&EpisodeEntry::from(c)),
@@ -162,19 +169,19 @@ impl App {
         let summary = json(&order.summary());
         self.put(vec![
             (
-                orders::ORDERS,
+                orders::ORDERS.name(),
                 order.order_id.clone(),
                 orders::ORDER_CK.to_owned(),
                 json(order),
             ),
             (
-                orders::ORDERS_BY_BUYER,
+                orders::ORDERS_BY_BUYER.name(),
                 order.buyer_id.clone(),
                 ck.clone(),
                 summary.clone(),
             ),
             (
-                orders::ORDERS_BY_SELLER,
+                orders::ORDERS_BY_SELLER.name(),
                 order.seller_id.clone(),
                 ck,
                 summary,
@@ -185,7 +192,7 @@ impl App {
 
     pub async fn stock(&self, stock: &Stock) {
         self.put(vec![(
-            inventory::STOCK,
+            inventory::STOCK.name(),
             stock.sku.clone(),
             inventory::STOCK_CK.to_owned(),
             json(stock),
@@ -212,7 +219,7 @@ pub async fn apply_progress(store: &Arc<dyn Store>, rows: &[Progress], checkpoin
     let writes: Vec<Write> = rows
         .iter()
         .map(|p| Write::Put {
-            table: PROGRESS,
+            table: PROGRESS.name(),
             pk: p.user_id.clone(),
             ck: p.content_id.clone(),
             value: json(p),

@@ -49,22 +49,23 @@ impl Handler for Bookmarks {
             other => Err(format!("`{other}` is not consumed by {NAME}")),
         });
         let mut st = Staging::new(store);
-        st.prefetch(
-            BOOKMARK_KEYS,
-            items.iter().filter_map(|(_, _, item)| match item {
-                Item::Added(e) => Some((e.user_id.clone(), e.content_id.clone())),
-                Item::Removed(e) => Some((e.user_id.clone(), e.content_id.clone())),
-                Item::Erased(_) => None,
-            }),
-        )
-        .await?;
+        BOOKMARK_KEYS
+            .prefetch(
+                &mut st,
+                items.iter().filter_map(|(_, _, item)| match item {
+                    Item::Added(e) => Some((e.user_id.clone(), e.content_id.clone())),
+                    Item::Removed(e) => Some((e.user_id.clone(), e.content_id.clone())),
+                    Item::Erased(_) => None,
+                }),
+            )
+            .await?;
         for (_, event, item) in items {
             let offset = event.offset;
             let ts = stamp(offset, 0);
             match item {
                 Item::Added(e) => {
-                    let old: Option<Bookmark> = st
-                        .get_json(BOOKMARK_KEYS, &e.user_id, &e.content_id)
+                    let old = BOOKMARK_KEYS
+                        .fetch(&mut st, &e.user_id, &e.content_id)
                         .await?;
                     let row = Bookmark {
                         content_id: e.content_id,
@@ -75,25 +76,25 @@ impl Handler for Bookmarks {
                     if let Some(old) = old {
                         let old_ck = bookmark_ck(old.added_at_ms, &old.content_id);
                         if old_ck != new_ck {
-                            st.delete(BOOKMARKS, &e.user_id, &old_ck, ts);
+                            BOOKMARKS.delete(&mut st, &e.user_id, &old_ck, ts);
                         }
                     }
-                    st.put_json(BOOKMARKS, &e.user_id, &new_ck, &row, ts)?;
-                    st.put_json(BOOKMARK_KEYS, &e.user_id, &row.content_id, &row, ts)?;
+                    BOOKMARKS.put(&mut st, &e.user_id, &new_ck, &row, ts)?;
+                    BOOKMARK_KEYS.put(&mut st, &e.user_id, &row.content_id, &row, ts)?;
                 }
                 Item::Removed(e) => {
-                    let old: Option<Bookmark> = st
-                        .get_json(BOOKMARK_KEYS, &e.user_id, &e.content_id)
+                    let old = BOOKMARK_KEYS
+                        .fetch(&mut st, &e.user_id, &e.content_id)
                         .await?;
                     if let Some(old) = old {
                         let old_ck = bookmark_ck(old.added_at_ms, &old.content_id);
-                        st.delete(BOOKMARKS, &e.user_id, &old_ck, ts);
-                        st.delete(BOOKMARK_KEYS, &e.user_id, &e.content_id, ts);
+                        BOOKMARKS.delete(&mut st, &e.user_id, &old_ck, ts);
+                        BOOKMARK_KEYS.delete(&mut st, &e.user_id, &e.content_id, ts);
                     }
                 }
                 Item::Erased(e) => {
-                    st.delete_partition(BOOKMARKS, &e.user_id, ts);
-                    st.delete_partition(BOOKMARK_KEYS, &e.user_id, ts);
+                    BOOKMARKS.delete_partition(&mut st, &e.user_id, ts);
+                    BOOKMARK_KEYS.delete_partition(&mut st, &e.user_id, ts);
                 }
             }
         }

@@ -123,16 +123,17 @@ impl Handler for Catalog {
         let mut fold = Fold::default();
         let items = decode_each(events, &mut fold.rejected, Item::decode);
         let mut st = Staging::with_capacity(store, 3 * items.len());
-        st.prefetch(
-            CONTENT,
-            items
-                .iter()
-                .map(|(_, _, item)| (item.content_id().to_owned(), ROW.to_owned())),
-        )
-        .await?;
+        CONTENT
+            .prefetch(
+                &mut st,
+                items
+                    .iter()
+                    .map(|(_, _, item)| (item.content_id().to_owned(), ROW.to_owned())),
+            )
+            .await?;
         for (i, event, item) in items {
             let content_id = item.content_id().to_owned();
-            let old: Option<ContentState> = st.get_json(CONTENT, &content_id, ROW).await?;
+            let old = CONTENT.fetch(&mut st, &content_id, ROW).await?;
             match step(old.as_ref(), event.offset, item) {
                 Step::Apply(new) => write_state(&mut st, old.as_ref(), &new)?,
                 Step::Skip(why) => tracing::debug!(
@@ -168,16 +169,17 @@ impl Handler for Catalog {
         let mut st = Staging::new(store);
         // The edges decide what to write: their removal is written last (state), after the
         // rows they open or close, so a crash in between leaves them due.
-        st.note_read(SCHEDULE);
-        st.prefetch(
-            CONTENT,
-            due.iter()
-                .map(|(_, edge)| (edge.content_id.clone(), ROW.to_owned())),
-        )
-        .await?;
+        SCHEDULE.note_read(&mut st);
+        CONTENT
+            .prefetch(
+                &mut st,
+                due.iter()
+                    .map(|(_, edge)| (edge.content_id.clone(), ROW.to_owned())),
+            )
+            .await?;
         let mut evaluated = HashSet::new();
         for (ck, edge) in &due {
-            let state: Option<ContentState> = st.get_json(CONTENT, &edge.content_id, ROW).await?;
+            let state = CONTENT.fetch(&mut st, &edge.content_id, ROW).await?;
             let last_offset = state
                 .as_ref()
                 .map_or(edge.offset, |s| s.last_offset.max(edge.offset));
@@ -186,8 +188,8 @@ impl Handler for Catalog {
                     apply_window(&mut st, state, now_ms)?;
                 }
             }
-            st.delete(
-                SCHEDULE,
+            SCHEDULE.delete(
+                &mut st,
                 SCHEDULE_PARTITION,
                 ck,
                 stamp(last_offset, PHASE_CLOSED),
@@ -329,24 +331,24 @@ fn write_state(
     let new_key = after.and_then(PublishedContent::listing_key);
     if old_key != new_key {
         if let Some((pk, ck)) = &old_key {
-            st.delete(EPISODES, pk, ck, ts);
+            EPISODES.delete(st, pk, ck, ts);
         }
     }
     match after {
         Some(content) => {
-            st.put_json(LIVE, id, ROW, &LiveEntry::from(content), ts)?;
+            LIVE.put(st, id, ROW, &LiveEntry::from(content), ts)?;
             if let Some((pk, ck)) = &new_key {
-                st.put_json(EPISODES, pk, ck, &content.episode_entry(), ts)?;
+                EPISODES.put(st, pk, ck, &content.episode_entry(), ts)?;
             }
         }
-        None if before.is_some() => st.delete(LIVE, id, ROW, ts),
+        None if before.is_some() => LIVE.delete(st, id, ROW, ts),
         None => {}
     }
 
     let old_edges = old.map(ContentState::scheduled_edges).unwrap_or_default();
     let new_edges = new.scheduled_edges();
     for at_ms in old_edges.iter().filter(|e| !new_edges.contains(e)) {
-        st.delete(SCHEDULE, SCHEDULE_PARTITION, &schedule_ck(*at_ms, id), ts);
+        SCHEDULE.delete(st, SCHEDULE_PARTITION, &schedule_ck(*at_ms, id), ts);
     }
     for at_ms in new_edges {
         let edge = ScheduledEdge {
@@ -354,16 +356,10 @@ fn write_state(
             at_ms,
             offset: new.last_offset,
         };
-        st.put_json(
-            SCHEDULE,
-            SCHEDULE_PARTITION,
-            &schedule_ck(at_ms, id),
-            &edge,
-            ts,
-        )?;
+        SCHEDULE.put(st, SCHEDULE_PARTITION, &schedule_ck(at_ms, id), &edge, ts)?;
     }
 
-    st.put_json(CONTENT, id, ROW, new, ts)
+    CONTENT.put(st, id, ROW, new, ts)
 }
 
 /// Adds or removes a published content's rows as its window stands at `now_ms`: opened
@@ -381,15 +377,15 @@ fn apply_window(st: &mut Staging<'_>, state: &ContentState, now_ms: i64) -> Resu
     let key = content.listing_key();
     if content.available_at(now_ms) {
         let ts = stamp(state.last_offset, PHASE_OPENED);
-        st.put_json(LIVE, id, ROW, &LiveEntry::from(content), ts)?;
+        LIVE.put(st, id, ROW, &LiveEntry::from(content), ts)?;
         if let Some((pk, ck)) = &key {
-            st.put_json(EPISODES, pk, ck, &content.episode_entry(), ts)?;
+            EPISODES.put(st, pk, ck, &content.episode_entry(), ts)?;
         }
     } else {
         let ts = stamp(state.last_offset, PHASE_CLOSED);
-        st.delete(LIVE, id, ROW, ts);
+        LIVE.delete(st, id, ROW, ts);
         if let Some((pk, ck)) = &key {
-            st.delete(EPISODES, pk, ck, ts);
+            EPISODES.delete(st, pk, ck, ts);
         }
     }
     Ok(())

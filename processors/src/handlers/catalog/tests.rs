@@ -200,9 +200,9 @@ async fn the_timer_opens_then_closes_a_window_once() {
     assert_eq!(
         summary(&fold.writes),
         vec![
-            (SCHEDULE, "put", stamp(7, 0)),
-            (SCHEDULE, "put", stamp(7, 0)),
-            (CONTENT, "put", stamp(7, 0)),
+            (SCHEDULE.name(), "put", stamp(7, 0)),
+            (SCHEDULE.name(), "put", stamp(7, 0)),
+            (CONTENT.name(), "put", stamp(7, 0)),
         ]
     );
     apply(&store, fold.writes).await;
@@ -217,9 +217,9 @@ async fn the_timer_opens_then_closes_a_window_once() {
     assert_eq!(
         summary(&opened),
         vec![
-            (LIVE, "put", stamp(7, 1)),
-            (EPISODES, "put", stamp(7, 1)),
-            (SCHEDULE, "delete", stamp(7, 2)),
+            (LIVE.name(), "put", stamp(7, 1)),
+            (EPISODES.name(), "put", stamp(7, 1)),
+            (SCHEDULE.name(), "delete", stamp(7, 2)),
         ]
     );
     apply(&store, opened).await;
@@ -228,7 +228,7 @@ async fn the_timer_opens_then_closes_a_window_once() {
         .await
         .unwrap()
         .is_empty());
-    assert!(store.get(LIVE, "e", ROW).await.unwrap().is_some());
+    assert!(store.get(LIVE.name(), "e", ROW).await.unwrap().is_some());
 
     let closed = Catalog::default()
         .on_timer(&store, until + DAY)
@@ -237,9 +237,9 @@ async fn the_timer_opens_then_closes_a_window_once() {
     assert_eq!(
         summary(&closed),
         vec![
-            (LIVE, "delete", stamp(7, 2)),
-            (EPISODES, "delete", stamp(7, 2)),
-            (SCHEDULE, "delete", stamp(7, 2)),
+            (LIVE.name(), "delete", stamp(7, 2)),
+            (EPISODES.name(), "delete", stamp(7, 2)),
+            (SCHEDULE.name(), "delete", stamp(7, 2)),
         ]
     );
     apply(&store, closed).await;
@@ -248,9 +248,9 @@ async fn the_timer_opens_then_closes_a_window_once() {
         .await
         .unwrap()
         .is_empty());
-    assert!(store.get(LIVE, "e", ROW).await.unwrap().is_none());
+    assert!(store.get(LIVE.name(), "e", ROW).await.unwrap().is_none());
     assert!(store
-        .scan(SCHEDULE, SCHEDULE_PARTITION, None, 10)
+        .scan(SCHEDULE.name(), SCHEDULE_PARTITION, None, 10)
         .await
         .unwrap()
         .is_empty());
@@ -275,10 +275,10 @@ async fn edges_passed_together_are_applied_once_per_content() {
     assert_eq!(
         summary(&writes),
         vec![
-            (LIVE, "delete", stamp(0, 2)),
-            (EPISODES, "delete", stamp(0, 2)),
-            (SCHEDULE, "delete", stamp(0, 2)),
-            (SCHEDULE, "delete", stamp(0, 2)),
+            (LIVE.name(), "delete", stamp(0, 2)),
+            (EPISODES.name(), "delete", stamp(0, 2)),
+            (SCHEDULE.name(), "delete", stamp(0, 2)),
+            (SCHEDULE.name(), "delete", stamp(0, 2)),
         ]
     );
 }
@@ -302,7 +302,7 @@ async fn a_stale_edge_before_the_window_changes_nothing() {
     apply(
         &store,
         vec![Write::Put {
-            table: SCHEDULE,
+            table: SCHEDULE.name(),
             pk: SCHEDULE_PARTITION.into(),
             ck: schedule_ck(stale.at_ms, "e"),
             value: serde_json::to_vec(&stale).unwrap(),
@@ -311,7 +311,10 @@ async fn a_stale_edge_before_the_window_changes_nothing() {
     )
     .await;
     let writes = Catalog::default().on_timer(&store, 16 * DAY).await.unwrap();
-    assert_eq!(summary(&writes), vec![(SCHEDULE, "delete", stamp(3, 2))]);
+    assert_eq!(
+        summary(&writes),
+        vec![(SCHEDULE.name(), "delete", stamp(3, 2))]
+    );
 }
 
 #[tokio::test]
@@ -335,9 +338,9 @@ async fn a_timer_run_applies_a_bounded_number_of_edges() {
         assert_eq!(
             summary(&writes),
             vec![
-                (LIVE, "put", stamp(offset, 1)),
-                (EPISODES, "put", stamp(offset, 1)),
-                (SCHEDULE, "delete", stamp(offset, 2)),
+                (LIVE.name(), "put", stamp(offset, 1)),
+                (EPISODES.name(), "put", stamp(offset, 1)),
+                (SCHEDULE.name(), "delete", stamp(offset, 2)),
             ]
         );
         assert!(matches!(&writes.derived[0], Write::Put { pk, .. } if pk == content_id));

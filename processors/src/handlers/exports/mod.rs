@@ -51,7 +51,7 @@ use fleuve_projections::catalog::{
     schedule_ck, ContentKind, ContentState, PublishedContent, ScheduledEdge,
 };
 use fleuve_projections::paging::asc_i64;
-use fleuve_projections::{Staging, Store, StoreError, Writes};
+use fleuve_projections::{Staging, Store, StoreError, Table, Writes};
 use fleuve_schemas::{ContentDeleted, ContentUnpublished, ContentUpserted, Event};
 
 use super::catalog::{step, Item, Step};
@@ -66,19 +66,43 @@ use crate::runtime::{Fold, Handler, Incoming};
 /// Name of the processor (consumer group `fleuve-exports`, checkpoints, `dlq.exports`).
 pub const NAME: &str = "exports";
 /// Every content's state, as the exports processor folded it.
-pub const CONTENT: &str = "exports_content";
+pub const CONTENT: Table<ContentState> =
+    Table::new("exports_content", "content id", "one row, ROW");
 /// What each partner's topic holds, as last produced.
-pub const SENT: &str = "exports_sent";
+pub const SENT: Table<ExportItem> = Table::new("exports_sent", "partner id", "one per content id");
 /// Window edges still to apply.
-pub const SCHEDULE: &str = "exports_schedule";
+pub const SCHEDULE: Table<ScheduledEdge> = Table::new(
+    "exports_schedule",
+    "SCHEDULE_PARTITION, the only one",
+    "window edges still to apply, earliest first (schedule_ck)",
+);
 /// Per partner: seeded with which territories.
-pub const PARTNERS: &str = "exports_partners";
+pub const PARTNERS: Table<PartnerMarker> = Table::new(
+    "exports_partners",
+    "PARTNERS_PARTITION, the only one",
+    "one per partner id",
+);
 /// Records to produce, per partner, in order.
-pub const OUTBOX: &str = "export_outbox";
+pub const OUTBOX: Table<OutboxRecord> = Table::new(
+    "export_outbox",
+    "partner id",
+    "in write order (asc_i64 of the sequence number)",
+);
 /// The outbox sequence.
-pub const META: &str = "exports_meta";
+pub const META: Table<i64> = Table::new(
+    "exports_meta",
+    "META_PARTITION, the only one",
+    "one row, SEQ_ROW: the next outbox sequence number",
+);
 /// Every table of the exports processor.
-pub const TABLES: &[&str] = &[CONTENT, SENT, SCHEDULE, PARTNERS, OUTBOX, META];
+pub const TABLES: &[&str] = &[
+    CONTENT.name(),
+    SENT.name(),
+    SCHEDULE.name(),
+    PARTNERS.name(),
+    OUTBOX.name(),
+    META.name(),
+];
 /// Clustering key of the single row of a [`CONTENT`] partition.
 pub const ROW: &str = "";
 /// The partition of [`SCHEDULE`].
@@ -276,7 +300,7 @@ struct Out<'s> {
 impl<'s> Out<'s> {
     async fn new(store: &'s dyn Store) -> Result<Self, StoreError> {
         let mut st = Staging::new(store);
-        let seq: Option<i64> = st.get_json(META, META_PARTITION, SEQ_ROW).await?;
+        let seq = META.fetch(&mut st, META_PARTITION, SEQ_ROW).await?;
         Ok(Self {
             st,
             seq: seq.unwrap_or(1),
@@ -298,7 +322,7 @@ impl<'s> Out<'s> {
         content_id: &str,
         item: Option<ExportItem>,
     ) -> Result<(), StoreError> {
-        let sent: Option<ExportItem> = self.st.get_json(SENT, partner, content_id).await?;
+        let sent = SENT.fetch(&mut self.st, partner, content_id).await?;
         if sent == item {
             return Ok(());
         }
@@ -308,11 +332,10 @@ impl<'s> Out<'s> {
             item,
             seq,
         };
-        self.st
-            .put_json(OUTBOX, partner, &asc_i64(seq), &record, seq)?;
+        OUTBOX.put(&mut self.st, partner, &asc_i64(seq), &record, seq)?;
         match &record.item {
-            Some(item) => self.st.put_json(SENT, partner, content_id, item, seq)?,
-            None => self.st.delete(SENT, partner, content_id, seq),
+            Some(item) => SENT.put(&mut self.st, partner, content_id, item, seq)?,
+            None => SENT.delete(&mut self.st, partner, content_id, seq),
         }
         Ok(())
     }
@@ -335,7 +358,7 @@ impl<'s> Out<'s> {
         if !self.st.is_empty() {
             let seq = self.seq;
             // Its own timestamp is the value it holds, which grows.
-            self.st.put_json(META, META_PARTITION, SEQ_ROW, &seq, seq)?;
+            META.put(&mut self.st, META_PARTITION, SEQ_ROW, &seq, seq)?;
         }
         Ok(self.st.into_writes())
     }
@@ -366,20 +389,22 @@ impl Handler for Exports {
         }
         let mut out = Out::new(store).await?;
         let ids: BTreeSet<&str> = items.iter().map(|(_, _, i)| i.content_id()).collect();
-        out.st
+        CONTENT
             .prefetch(
-                CONTENT,
+                &mut out.st,
                 ids.iter().map(|id| ((*id).to_owned(), ROW.to_owned())),
             )
             .await?;
         for p in self.partners.iter() {
-            out.st
-                .prefetch(SENT, ids.iter().map(|id| (p.id.clone(), (*id).to_owned())))
-                .await?;
+            SENT.prefetch(
+                &mut out.st,
+                ids.iter().map(|id| (p.id.clone(), (*id).to_owned())),
+            )
+            .await?;
         }
         for (_, event, item) in items {
             let id = item.content_id().to_owned();
-            let old: Option<ContentState> = out.st.get_json(CONTENT, &id, ROW).await?;
+            let old = CONTENT.fetch(&mut out.st, &id, ROW).await?;
             // The catalog read model's transitions; what the catalog processor dead-letters
             // is skipped here (it is in `dlq.catalog` already).
             match step(old.as_ref(), event.offset, item) {
@@ -411,8 +436,12 @@ impl Handler for Exports {
                     let new_edges = new.scheduled_edges();
                     for at_ms in old_edges.iter().filter(|e| !new_edges.contains(e)) {
                         let ts = out.next();
-                        out.st
-                            .delete(SCHEDULE, SCHEDULE_PARTITION, &schedule_ck(*at_ms, &id), ts);
+                        SCHEDULE.delete(
+                            &mut out.st,
+                            SCHEDULE_PARTITION,
+                            &schedule_ck(*at_ms, &id),
+                            ts,
+                        );
                     }
                     for at_ms in new_edges {
                         let edge = ScheduledEdge {
@@ -421,8 +450,8 @@ impl Handler for Exports {
                             offset: new.last_offset,
                         };
                         let ts = out.next();
-                        out.st.put_json(
-                            SCHEDULE,
+                        SCHEDULE.put(
+                            &mut out.st,
                             SCHEDULE_PARTITION,
                             &schedule_ck(at_ms, &id),
                             &edge,
@@ -430,7 +459,7 @@ impl Handler for Exports {
                         )?;
                     }
                     let ts = out.next();
-                    out.st.put_json(CONTENT, &id, ROW, &*new, ts)?;
+                    CONTENT.put(&mut out.st, &id, ROW, &*new, ts)?;
                 }
             }
         }
@@ -449,30 +478,23 @@ impl Handler for Exports {
         if !self.seeded.load(Ordering::Relaxed) {
             all_seeded = self.seed(store, &mut out, now_ms).await?;
         }
-        let rows = store
-            .scan(SCHEDULE, SCHEDULE_PARTITION, None, self.max_edges_per_run)
+        let edges = SCHEDULE
+            .scan(store, SCHEDULE_PARTITION, None, self.max_edges_per_run)
             .await?;
-        out.st.note_read(SCHEDULE);
+        SCHEDULE.note_read(&mut out.st);
         let mut evaluated = HashSet::new();
-        for row in rows {
-            let edge: ScheduledEdge = fleuve_projections::json::decode(
-                SCHEDULE,
-                SCHEDULE_PARTITION,
-                &row.ck,
-                &row.value,
-            )?;
+        for (ck, edge) in edges {
             if edge.at_ms > now_ms {
                 break;
             }
             if evaluated.insert(edge.content_id.clone()) {
-                let state: Option<ContentState> =
-                    out.st.get_json(CONTENT, &edge.content_id, ROW).await?;
+                let state = CONTENT.fetch(&mut out.st, &edge.content_id, ROW).await?;
                 if let Some(state) = state {
                     out.evaluate(&self.partners, &state, now_ms).await?;
                 }
             }
             let ts = out.next();
-            out.st.delete(SCHEDULE, SCHEDULE_PARTITION, &row.ck, ts);
+            SCHEDULE.delete(&mut out.st, SCHEDULE_PARTITION, &ck, ts);
         }
         let writes = out.into_writes()?;
         // Only once this run cannot fail any more: a run retried after an error seeds again.
@@ -494,29 +516,21 @@ impl Exports {
         out: &mut Out<'_>,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        out.st.note_read(PARTNERS);
+        PARTNERS.note_read(&mut out.st);
         let mut markers: BTreeMap<String, PartnerMarker> = BTreeMap::new();
         let mut after: Option<String> = None;
         loop {
-            let rows = store
-                .scan(PARTNERS, PARTNERS_PARTITION, after.as_deref(), 500)
+            let rows = PARTNERS
+                .scan(store, PARTNERS_PARTITION, after.as_deref(), 500)
                 .await?;
-            let Some(last) = rows.last() else { break };
-            after = Some(last.ck.clone());
-            for row in rows {
-                let marker = fleuve_projections::json::decode(
-                    PARTNERS,
-                    PARTNERS_PARTITION,
-                    &row.ck,
-                    &row.value,
-                )?;
-                markers.insert(row.ck, marker);
-            }
+            let Some((last, _)) = rows.last() else { break };
+            after = Some(last.clone());
+            markers.extend(rows);
         }
         for id in markers.keys() {
             if !self.partners.iter().any(|p| &p.id == id) {
                 let ts = out.next();
-                out.st.delete(PARTNERS, PARTNERS_PARTITION, id, ts);
+                PARTNERS.delete(&mut out.st, PARTNERS_PARTITION, id, ts);
                 tracing::info!(processor = NAME, partner = %id, "partner no longer configured: its seeding marker is removed");
             }
         }
@@ -527,29 +541,28 @@ impl Exports {
                 Some(m) if m.territories == p.territories => m.after.clone(),
                 _ => None,
             };
-            let page = store
-                .scan_table(CONTENT, from.as_deref().map(|id| (id, ROW)), self.seed_page)
+            let page = CONTENT
+                .scan_table(store, from.as_deref().map(|id| (id, ROW)), self.seed_page)
                 .await?;
-            out.st
-                .prefetch(SENT, page.iter().map(|r| (p.id.clone(), r.pk.clone())))
-                .await?;
-            for row in &page {
-                let state: ContentState =
-                    fleuve_projections::json::decode(CONTENT, &row.pk, &row.ck, &row.value)?;
-                out.export(&p.id, &state.content_id, export_for(&state, p, now_ms))
+            SENT.prefetch(
+                &mut out.st,
+                page.iter().map(|(pk, _, _)| (p.id.clone(), pk.clone())),
+            )
+            .await?;
+            for (_, _, state) in &page {
+                out.export(&p.id, &state.content_id, export_for(state, p, now_ms))
                     .await?;
             }
             let done = page.len() < self.seed_page;
             all_done &= done;
             let marker = PartnerMarker {
                 territories: p.territories.clone(),
-                after: page.last().map(|r| r.pk.clone()).or(from),
+                after: page.last().map(|(pk, _, _)| pk.clone()).or(from),
                 done,
             };
             tracing::info!(processor = NAME, partner = %p.id, contents = page.len(), done, "seeding partner");
             let ts = out.next();
-            out.st
-                .put_json(PARTNERS, PARTNERS_PARTITION, &p.id, &marker, ts)?;
+            PARTNERS.put(&mut out.st, PARTNERS_PARTITION, &p.id, &marker, ts)?;
         }
         Ok(all_done)
     }

@@ -30,7 +30,7 @@ use schema_registry_converter::schema_registry_common::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{OutboxRecord, Partner, Partners, NAME, OUTBOX};
+use super::{Partner, Partners, NAME, OUTBOX};
 
 #[expect(
     clippy::expect_used,
@@ -230,23 +230,20 @@ impl Relay {
 
     /// Produces up to `batch` outbox rows of one partner and deletes those acknowledged.
     async fn relay_partner(&self, partner: &Partner) -> Result<usize, Failure> {
-        let rows = self
-            .store
-            .scan(OUTBOX, &partner.id, None, self.config.batch)
+        let rows = OUTBOX
+            .scan(&*self.store, &partner.id, None, self.config.batch)
             .await?;
         if rows.is_empty() {
             return Ok(0);
         }
         let topic = partner.topic();
         let mut records = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let record: OutboxRecord =
-                fleuve_projections::json::decode(OUTBOX, &partner.id, &row.ck, &row.value)?;
+        for (ck, record) in rows {
             let payload = match &record.item {
                 Some(item) => Some(self.encode(&topic, item.to_avro()).await?),
                 None => None,
             };
-            records.push((row.ck.clone(), record, payload));
+            records.push((ck, record, payload));
         }
         let mut deliveries = Vec::with_capacity(records.len());
         // Records enqueued before a failure may still be acknowledged: they are deleted.
@@ -276,7 +273,7 @@ impl Relay {
                         .with_label_values(&[partner.id.as_str(), kind])
                         .inc();
                     acked.push(Write::Delete {
-                        table: OUTBOX,
+                        table: OUTBOX.name(),
                         pk: partner.id.clone(),
                         ck: ck.clone(),
                         // Above the row's own write timestamp (its sequence number).

@@ -161,7 +161,12 @@ impl Harness {
 
     /// Moves every outbox row to the simulated topics, as the relay does.
     async fn relay(&mut self) {
-        for row in self.store.scan_table(OUTBOX, None, 100_000).await.unwrap() {
+        for row in self
+            .store
+            .scan_table(OUTBOX.name(), None, 100_000)
+            .await
+            .unwrap()
+        {
             let r: OutboxRecord = serde_json::from_slice(&row.value).unwrap();
             assert_eq!(row.ck, asc_i64(r.seq));
             self.topics
@@ -172,7 +177,7 @@ impl Harness {
                 .apply(WriteBatch {
                     projection: NAME.into(),
                     writes: vec![fleuve_projections::Write::Delete {
-                        table: OUTBOX,
+                        table: OUTBOX.name(),
                         pk: row.pk,
                         ck: row.ck,
                         ts: r.seq + 1,
@@ -310,7 +315,9 @@ async fn windows_open_and_close_on_the_timer() {
     assert_eq!(h.tick(12 * DAY).await, 0);
     assert_eq!(h.tick(13 * DAY).await, 0);
     assert_eq!(h.produced("isp-a"), produced);
-    assert!(dump(&*h.store, &[SCHEDULE, OUTBOX]).await.is_empty());
+    assert!(dump(&*h.store, &[SCHEDULE.name(), OUTBOX.name()])
+        .await
+        .is_empty());
 }
 
 #[tokio::test]
@@ -414,7 +421,7 @@ async fn a_new_partner_gets_the_full_current_set_then_changes() {
     assert_eq!(h.produced("isp-a"), a_before, "isp-a was seeded already");
     let marker: PartnerMarker = serde_json::from_slice(
         &h.store
-            .get(PARTNERS, PARTNERS_PARTITION, "isp-b")
+            .get(PARTNERS.name(), PARTNERS_PARTITION, "isp-b")
             .await
             .unwrap()
             .unwrap(),
@@ -435,7 +442,7 @@ async fn a_new_partner_gets_the_full_current_set_then_changes() {
     h.tick(11 * DAY).await;
     assert!(h
         .store
-        .get(PARTNERS, PARTNERS_PARTITION, "isp-b")
+        .get(PARTNERS.name(), PARTNERS_PARTITION, "isp-b")
         .await
         .unwrap()
         .is_none());
@@ -454,7 +461,7 @@ async fn a_new_partner_gets_the_full_current_set_then_changes() {
 }
 
 #[test]
-#[allow(deprecated)] // the one-call datum helpers are enough here
+#[expect(deprecated, reason = "the one-call datum helpers are enough here")]
 fn export_records_encode_with_the_export_schema() {
     let schema = &fleuve_schemas::export::catalog_item().schema;
     let mut item = ExportItem {

@@ -127,26 +127,28 @@ impl Handler for Inventory {
             other => Err(format!("`{other}` is not consumed by {NAME}")),
         });
         let mut st = Staging::new(store);
-        st.prefetch(
-            STOCK,
-            items
-                .iter()
-                .map(|(_, _, item)| (item.sku().to_owned(), STOCK_CK.to_owned())),
-        )
-        .await?;
-        st.prefetch(
-            STOCK_RESERVATIONS,
-            items.iter().filter_map(|(_, _, item)| {
-                item.order_id()
-                    .map(|o| (item.sku().to_owned(), o.to_owned()))
-            }),
-        )
-        .await?;
+        STOCK
+            .prefetch(
+                &mut st,
+                items
+                    .iter()
+                    .map(|(_, _, item)| (item.sku().to_owned(), STOCK_CK.to_owned())),
+            )
+            .await?;
+        STOCK_RESERVATIONS
+            .prefetch(
+                &mut st,
+                items.iter().filter_map(|(_, _, item)| {
+                    item.order_id()
+                        .map(|o| (item.sku().to_owned(), o.to_owned()))
+                }),
+            )
+            .await?;
         for (i, event, item) in items {
             let offset = event.offset;
             let sku = item.sku().to_owned();
-            let stock = st
-                .get_json::<Stock>(STOCK, &sku, STOCK_CK)
+            let stock = STOCK
+                .fetch(&mut st, &sku, STOCK_CK)
                 .await?
                 .unwrap_or_else(|| Stock::empty(&sku));
             let effect = match &item {
@@ -164,10 +166,10 @@ impl Handler for Inventory {
                 Ok(Effect::Write { stock, reservation }) => {
                     let ts = stamp(offset, 0);
                     if let Some(r) = reservation {
-                        st.put_json(STOCK_RESERVATIONS, &sku, &r.order_id, &r, ts)?;
+                        STOCK_RESERVATIONS.put(&mut st, &sku, &r.order_id, &r, ts)?;
                     }
                     if let Some(s) = stock {
-                        st.put_json(STOCK, &sku, STOCK_CK, &s, ts)?;
+                        STOCK.put(&mut st, &sku, STOCK_CK, &s, ts)?;
                     }
                 }
                 Ok(Effect::Skip(why)) => {
@@ -194,8 +196,8 @@ async fn reservation(
     sku: &str,
     order_id: &str,
 ) -> Result<Reservation, StoreError> {
-    Ok(st
-        .get_json::<Reservation>(STOCK_RESERVATIONS, sku, order_id)
+    Ok(STOCK_RESERVATIONS
+        .fetch(st, sku, order_id)
         .await?
         .unwrap_or_else(|| Reservation::empty(order_id)))
 }

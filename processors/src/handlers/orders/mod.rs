@@ -58,7 +58,7 @@ use fleuve_projections::orders::{
     list_ck, OrderLineRow, OrderRow, OrderStatus, ShipmentRow, ShippingAddressRow,
     TimelineEntryRow, ORDERS, ORDERS_BY_BUYER, ORDERS_BY_SELLER, ORDER_CK,
 };
-use fleuve_projections::{json, stamp, Staging, Store, StoreError};
+use fleuve_projections::{stamp, Staging, Store, StoreError};
 use fleuve_schemas::{
     Event, OrderCancelled, OrderDelivered, OrderPlaced, OrderShipped, PaymentAuthorized,
     PaymentFailed,
@@ -191,13 +191,14 @@ impl Handler for Orders {
         let mut fold = Fold::default();
         let items = decode_each(events, &mut fold.rejected, Item::decode);
         let mut st = Staging::with_capacity(store, 3 * items.len());
-        st.prefetch(
-            ORDERS,
-            items
-                .iter()
-                .map(|(_, _, item)| (item.order_id().to_owned(), ORDER_CK.to_owned())),
-        )
-        .await?;
+        ORDERS
+            .prefetch(
+                &mut st,
+                items
+                    .iter()
+                    .map(|(_, _, item)| (item.order_id().to_owned(), ORDER_CK.to_owned())),
+            )
+            .await?;
         // The batch's orders, in first-seen order: their stored bytes, then each decoded
         // once (borrowing from those bytes), folded in memory and encoded once at the end.
         let mut index: HashMap<&str, usize> = HashMap::with_capacity(items.len());
@@ -210,7 +211,7 @@ impl Handler for Orders {
             let i = match index.get(order_id) {
                 Some(i) => *i,
                 None => {
-                    let bytes = st.get(ORDERS, order_id, ORDER_CK).await?;
+                    let bytes = ORDERS.fetch_bytes(&mut st, order_id, ORDER_CK).await?;
                     stored.push(bytes.map(<[u8]>::to_vec));
                     first.push(k);
                     index.insert(order_id, stored.len() - 1);
@@ -222,12 +223,9 @@ impl Handler for Orders {
         let mut slots: Vec<Slot<'_>> = Vec::with_capacity(stored.len());
         for (bytes, &k) in stored.iter().zip(&first) {
             let order = match bytes {
-                Some(b) => Some(json::decode_borrowed::<OrderRow<'_>>(
-                    ORDERS,
-                    items[k].2.order_id(),
-                    ORDER_CK,
-                    b,
-                )?),
+                Some(b) => {
+                    Some(ORDERS.decode_as::<OrderRow<'_>>(items[k].2.order_id(), ORDER_CK, b)?)
+                }
                 None => None,
             };
             slots.push(Slot {
@@ -278,13 +276,13 @@ impl Handler for Orders {
             };
             let ts = stamp(order.applied_offset, 0);
             if slot.changed {
-                st.put_json(ORDERS, &order.order_id, ORDER_CK, order, ts)?;
+                ORDERS.put(&mut st, &order.order_id, ORDER_CK, order, ts)?;
             }
             let ck = list_ck(order.placed_at_ms, &order.order_id);
             // One summary, encoded once, in both lists.
-            let summary = st.encode_json(ORDERS_BY_BUYER, &order.summary())?;
-            st.put(ORDERS_BY_BUYER, &order.buyer_id, &ck, summary.clone(), ts);
-            st.put(ORDERS_BY_SELLER, &order.seller_id, &ck, summary, ts);
+            let summary = ORDERS_BY_BUYER.encode(&mut st, &order.summary())?;
+            ORDERS_BY_BUYER.put_encoded(&mut st, &order.buyer_id, &ck, summary.clone(), ts);
+            ORDERS_BY_SELLER.put_encoded(&mut st, &order.seller_id, &ck, summary, ts);
         }
         fold.rejected.sort_by_key(|(i, _)| *i);
         fold.writes = st.into_writes();

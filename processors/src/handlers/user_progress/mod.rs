@@ -46,22 +46,23 @@ impl Handler for UserProgress {
             other => Err(format!("`{other}` is not consumed by {NAME}")),
         });
         let mut st = Staging::new(store);
-        st.prefetch(
-            PROGRESS,
-            items.iter().filter_map(|(_, _, item)| match item {
-                Item::Progress(p) => Some((p.user_id.clone(), p.content_id.clone())),
-                Item::Erased(_) => None,
-            }),
-        )
-        .await?;
+        PROGRESS
+            .prefetch(
+                &mut st,
+                items.iter().filter_map(|(_, _, item)| match item {
+                    Item::Progress(p) => Some((p.user_id.clone(), p.content_id.clone())),
+                    Item::Erased(_) => None,
+                }),
+            )
+            .await?;
         for (_, event, item) in items {
             let offset = event.offset;
             let ts = stamp(offset, 0);
             match item {
                 Item::Progress(p) => apply_progress(&mut st, p, offset, ts).await?,
                 Item::Erased(e) => {
-                    st.delete_partition(PROGRESS, &e.user_id, ts);
-                    st.delete_partition(CONTINUE_WATCHING, &e.user_id, ts);
+                    PROGRESS.delete_partition(&mut st, &e.user_id, ts);
+                    CONTINUE_WATCHING.delete_partition(&mut st, &e.user_id, ts);
                 }
             }
         }
@@ -80,7 +81,7 @@ async fn apply_progress(
         occurred_at_ms: p.occurred_at,
         offset,
     };
-    let old: Option<Progress> = st.get_json(PROGRESS, &p.user_id, &p.content_id).await?;
+    let old = PROGRESS.fetch(st, &p.user_id, &p.content_id).await?;
     if old.as_ref().is_some_and(|old| old.version >= version) {
         return Ok(()); // older than what the row holds, or applied already
     }
@@ -97,18 +98,12 @@ async fn apply_progress(
     if let Some(old) = old.filter(|old| !old.finished()) {
         let old_ck = continue_watching_ck(old.version.occurred_at_ms, &row.content_id);
         if old_ck != new_ck || row.finished() {
-            st.delete(CONTINUE_WATCHING, &row.user_id, &old_ck, ts);
+            CONTINUE_WATCHING.delete(st, &row.user_id, &old_ck, ts);
         }
     }
-    st.put_json(PROGRESS, &row.user_id, &row.content_id, &row, ts)?;
+    PROGRESS.put(st, &row.user_id, &row.content_id, &row, ts)?;
     if !row.finished() {
-        st.put_json(
-            CONTINUE_WATCHING,
-            &row.user_id,
-            &new_ck,
-            &ContinueWatching::from(&row),
-            ts,
-        )?;
+        CONTINUE_WATCHING.put(st, &row.user_id, &new_ck, &ContinueWatching::from(&row), ts)?;
     }
     Ok(())
 }

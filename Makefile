@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test broker tools venv build lint fmt bench clean-data help schemas-check k8s-check
+.PHONY: run test broker tools venv build lint fmt bench clean-data help schemas-check k8s-check module-check
 
 help:
 	@echo "make run      the whole platform on this machine (broker, registry, ingest, processors, query API)"
@@ -35,7 +35,7 @@ run: tools build
 broker: tools
 	@scripts/broker.sh
 
-test: tools venv schemas-check k8s-check
+test: tools venv module-check schemas-check k8s-check
 	FLEUVE_TANSU="$$(scripts/install-tansu.sh)" FLEUVE_PYTHON="$(CURDIR)/$(VENV)/bin/python" \
 		$(CARGO) test --workspace --no-fail-fast
 
@@ -60,9 +60,13 @@ k8s-check: $(K8S_TOOLS)
 	$(VENV)/bin/python scripts/k8s-check/check.py
 	$(VENV)/bin/python scripts/k8s-check/test_check.py
 
-lint:
+lint: module-check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# No module of a crate imports a module that imports it back (scripts/module-cycles.py).
+module-check:
+	python3 scripts/module-cycles.py
 
 fmt:
 	$(CARGO) fmt --all

@@ -95,10 +95,22 @@ def references(code: str, here: tuple) -> list:
 def check_crate(src: Path) -> list:
     files = sorted(src.rglob("*.rs"))
     modules = {module_of(src, f): f for f in files if "bin" not in f.relative_to(src).parts[:1]}
+    # Names the crate root re-exports (`pub use store::{Store, …};`): a path through the
+    # root to one of them is an import of the module that defines it.
+    reexports = {}
+    root = modules.get(())
+    if root is not None:
+        root_code = strip(root.read_text(encoding="utf-8"))
+        for m in re.finditer(r"\bpub\s+use\s+([^;]*);", root_code):
+            for path in expand_use_tree([], m.group(1)):
+                if len(path) >= 2 and tuple(path[:1]) in modules:
+                    reexports[path[-1]] = path[:-1]
     imports = {m: set() for m in modules}
     for m, f in modules.items():
         code = strip(f.read_text(encoding="utf-8"))
         for path in references(code, m):
+            if len(path) >= 1 and path[0] in reexports and tuple(path[:1]) not in modules:
+                path = reexports[path[0]] + path[1:]
             # The longest module the path names.
             target = None
             for n in range(len(path), 0, -1):

@@ -2,7 +2,6 @@
 //! machine description every report carries, and small statistics and output helpers.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -179,12 +178,7 @@ pub fn fmt_rate(x: f64) -> String {
 }
 
 /// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use fleuve_schemas::clock::now_ms;
 
 /// Writes a report as pretty JSON, creating its folder.
 pub fn write_json<T: Serialize>(path: &Path, report: &T) -> Result<()> {

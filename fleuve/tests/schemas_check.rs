@@ -1,7 +1,10 @@
 //! `fleuve schemas check`: a breaking change to an .avsc fails, with the reason, against
 //! the file's git history and against the registry (which refuses it with 409 too); a
 //! compatible change passes.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -248,7 +248,7 @@ impl Rebuilds {
             state: VersionState::Building,
             name,
             as_of_ms: request.as_of_ms,
-            created_at_ms: versions::now_ms(),
+            created_at_ms: fleuve_schemas::clock::now_ms(),
             built_at_ms: None,
             live_at_ms: None,
             records: 0,
@@ -341,7 +341,7 @@ impl Rebuilds {
                     info.state = VersionState::Switching;
                 }
             }
-            info.built_at_ms = Some(versions::now_ms());
+            info.built_at_ms = Some(fleuve_schemas::clock::now_ms());
             info.records = job.status().records;
             self.put(&info).await?;
             tracing::info!(
@@ -419,7 +419,7 @@ impl Rebuilds {
         })
         .await?;
         info.state = VersionState::Live;
-        info.live_at_ms = Some(versions::now_ms());
+        info.live_at_ms = Some(fleuve_schemas::clock::now_ms());
         self.put(info).await?;
         if old != info.version {
             if let Ok(mut previous) = self.versions.get(projection, old).await {
@@ -465,7 +465,7 @@ impl Rebuilds {
             handler,
             Arc::clone(view),
             ends,
-            timer_at_ms.unwrap_or_else(versions::now_ms),
+            timer_at_ms.unwrap_or_else(fleuve_schemas::clock::now_ms),
             progress,
         )
         .map_err(Stop::failed)?;
@@ -566,7 +566,7 @@ impl Stop {
 }
 
 fn check_as_of(as_of_ms: i64) -> Result<(), RebuildError> {
-    if as_of_ms > versions::now_ms() {
+    if as_of_ms > fleuve_schemas::clock::now_ms() {
         return Err(RebuildError::Invalid(format!(
             "--as-of must be a past instant, got {} (ms since the epoch), which is in the future",
             as_of_ms

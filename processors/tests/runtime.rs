@@ -1,7 +1,10 @@
 //! The processor runtime on an in-process Kafka with our registry: poison records go to the
 //! dead-letter topic with their reason while the rest is applied; the store's checkpoint,
 //! not Kafka's committed offset, decides what is applied.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
 mod runtime_support;
 
@@ -10,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apache_avro::types::Value;
-use fleuve_processors::handlers::UserProgress;
+use fleuve_processors::handlers::progress::UserProgress;
 use fleuve_processors::runtime::{Processor, ProcessorConfig};
 use fleuve_producers::Publisher;
 use fleuve_projections::testing::FaultyStore;

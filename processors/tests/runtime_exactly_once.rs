@@ -2,7 +2,10 @@
 //! applied once. Transient store errors are retried with backoff and never skipped, a
 //! permanent one stops the processor where it was, and a rebalance with work in flight
 //! neither loses nor repeats an event. Each test checks the projection against a clean run.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
 mod runtime_support;
 
@@ -156,7 +159,10 @@ impl Retries {
     /// Asserts that each of `failed` failures was retried since.
     fn assert_cover(&self, failed: u64) {
         let counted = self.total() - self.before;
-        #[allow(clippy::cast_precision_loss)]
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "counts far below 2^52 are exact in f64"
+        )]
         let failed = failed as f64;
         assert!(
             counted >= failed,

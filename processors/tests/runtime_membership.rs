@@ -7,8 +7,6 @@
 //!   within the stall bound, `fleuve_processor_stalled_seconds` counts the idle time, and
 //!   both come back once the store answers again;
 //! * a settings error names the setting and its range.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod runtime_support;
 
 use std::sync::Arc;

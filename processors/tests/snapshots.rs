@@ -11,11 +11,12 @@
     reason = "test helpers outside #[test] functions unwrap too: a failure is a test failure"
 )]
 
+use fleuve_schemas::clock::now_ms;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fleuve_processors::handlers::UserProgress;
+use fleuve_processors::handlers::progress::UserProgress;
 use fleuve_processors::rebuild::{BuildRequest, Rebuilds};
 use fleuve_processors::runtime::{Processor, ProcessorConfig};
 use fleuve_producers::{Publisher, PublisherConfig};
@@ -28,10 +29,6 @@ use tokio_util::sync::CancellationToken;
 const USERS: usize = 6;
 const CONTENTS: usize = 3;
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn now_ms() -> i64 {
-    fleuve_projections::versions::now_ms()
-}
 
 /// Every (user, content) of the wave at `occurred_at + i`, position `base + i`; wave B also
 /// writes content `c-new` for every user. Returns the position each key must have.

@@ -7,7 +7,7 @@
 //!
 //! `FLEUVE_BROKERS` and `FLEUVE_REGISTRY_URL` override the local defaults.
 
-#![allow(clippy::print_stdout)] // an example prints what it did
+#![expect(clippy::print_stdout, reason = "an example prints what it did")]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -412,7 +412,6 @@ impl Publisher {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use fleuve_schemas::PlaybackProgressed;

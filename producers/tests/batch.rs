@@ -2,7 +2,10 @@
 //! in the right topics, keyed, in batch order per key; one invalid event refuses the whole
 //! batch and produces nothing; limits and malformed shapes get their documented errors; a
 //! broker outage fails every event with 503; a saturated service answers 429 at once.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -1,7 +1,10 @@
 //! The ingest service against an in-process Kafka and our registry: hostile input gets its
 //! documented status and produces nothing; valid events land framed, keyed and with
 //! headers; a broker outage gives 503 and loses no accepted event.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;

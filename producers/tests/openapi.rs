@@ -2,7 +2,10 @@
 //! type and every documented status, is a valid OpenAPI 3.1 document (checked by Python's
 //! `openapi-spec-validator`), and accepts exactly what the service accepts for a sample of
 //! each event type (the samples are built from the Rust event types).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
 use std::sync::Arc;
 

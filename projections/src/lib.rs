@@ -50,18 +50,13 @@
 //! # Ok(()) }
 //! ```
 
-pub mod bookmarks;
-pub mod catalog;
 #[cfg(feature = "embedded")]
 pub mod embedded;
-pub mod inventory;
 pub mod json;
 mod model;
 mod models;
 mod open;
-pub mod orders;
 pub mod paging;
-pub mod progress;
 mod read_model;
 #[cfg(feature = "scylla")]
 pub mod scylla;
@@ -72,9 +67,32 @@ pub mod testing;
 pub mod versions;
 
 pub use model::{stamp, Checkpoint, Page, PageRequest};
-pub use models::{model, tables, MODELS};
+pub use models::{model, tables};
 pub use open::open;
 pub use read_model::ReadModel;
 pub use staging::Staging;
 pub use store::{Row, Store, StoreError, TableRow, Write, WriteBatch, Writes};
 pub use table::{Encoded, RowOf, Table};
+
+/// The one registration list of read models: calls `$declare!` with the module name of
+/// each, in the order tools list them. This crate declares with it each read model's module
+/// (its declaration: `MODEL`, typed tables and helpers) and [`MODELS`]; `fleuve-processors`
+/// a handler module of the same name, `fleuve-query-api` a routes module of the same name.
+/// Adding a read model is adding its name here and writing those three modules.
+#[macro_export]
+macro_rules! read_models {
+    ($declare:ident) => {
+        $declare!(progress, bookmarks, catalog, orders, inventory);
+    };
+}
+
+macro_rules! declare_models {
+    ($($model:ident),*) => {
+        $(pub mod $model;)*
+
+        /// Every read model, in the order tools list them (see [`read_models!`]).
+        pub const MODELS: &[&ReadModel] = &[$(&$model::MODEL),*];
+    };
+}
+
+read_models!(declare_models);

@@ -1,16 +1,8 @@
-//! The one registration list of read models ([`MODELS`]) and what derives from it.
+//! Look-ups over the registered read models ([`crate::MODELS`], declared by
+//! [`crate::read_models!`]).
 
 use crate::read_model::ReadModel;
-use crate::{bookmarks, catalog, inventory, orders, progress};
-
-/// Every read model, in the order tools list them: the one registration list.
-pub const MODELS: &[&ReadModel] = &[
-    &progress::MODEL,
-    &bookmarks::MODEL,
-    &catalog::MODEL,
-    &orders::MODEL,
-    &inventory::MODEL,
-];
+use crate::MODELS;
 
 /// The read model called `name`.
 pub fn model(name: &str) -> Option<&'static ReadModel> {
@@ -25,6 +17,7 @@ pub fn tables() -> impl Iterator<Item = &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress;
 
     #[test]
     fn names_and_tables_are_unique() {

@@ -56,7 +56,7 @@ pub fn tables_of(projection: &str) -> Option<&'static [&'static str]> {
 
 /// The versioned projection a table belongs to.
 pub fn projection_of_table(table: &str) -> Option<&'static str> {
-    crate::models::MODELS
+    crate::MODELS
         .iter()
         .find(|m| m.tables.contains(&table))
         .map(|m| m.name)
@@ -68,7 +68,7 @@ pub fn known_projection(projection: &str) -> Result<&'static str, VersionError> 
         .map(|m| m.name)
         .ok_or_else(|| VersionError::UnknownProjection {
             projection: projection.to_owned(),
-            known: crate::models::MODELS
+            known: crate::MODELS
                 .iter()
                 .map(|m| m.name)
                 .collect::<Vec<_>>()
@@ -426,17 +426,10 @@ impl std::fmt::Debug for Versions {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// A write timestamp for registry rows, growing with time (microseconds since the epoch), so
 /// that ScyllaDB keeps the latest description.
 fn registry_ts() -> i64 {
-    now_ms().saturating_mul(1000)
+    fleuve_schemas::clock::now_ms().saturating_mul(1000)
 }
 
 fn version_ck(version: u32) -> String {
@@ -469,7 +462,7 @@ impl Versions {
                 ROUTING_TABLE,
                 ROUTING_PARTITION,
                 None,
-                crate::models::MODELS.len() + 1,
+                crate::MODELS.len() + 1,
             )
             .await?;
         let mut stored: HashMap<&str, Routing> = HashMap::new();
@@ -484,7 +477,7 @@ impl Versions {
                 .routes
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for projection in crate::models::MODELS.iter().map(|m| m.name) {
+            for projection in crate::MODELS.iter().map(|m| m.name) {
                 let routing = stored.get(projection).copied().unwrap_or_default();
                 if routes.get(projection).map(|r| r.routing) != Some(routing) {
                     routes.insert(projection, self.route(projection, routing));

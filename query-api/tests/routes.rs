@@ -1,23 +1,15 @@
 //! Every read route's answer, field by field, and every list walked to its end.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "a test fails at once on what it does not expect"
-)]
-
 mod common;
 
 use axum::http::{header, StatusCode};
 use common::*;
 use fleuve_projections::catalog::{ContentKind, ContentState, ContentStatus};
 use fleuve_projections::orders::OrderStatus;
+use fleuve_schemas::clock::now_ms;
 use serde_json::{json, Value};
 
 const T0: i64 = 1_714_594_503_120; // 2024-05-01T20:15:03.120Z
-
-fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap()
-}
 
 #[tokio::test]
 async fn progress_one_row_and_the_whole_list() {

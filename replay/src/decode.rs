@@ -156,7 +156,6 @@ fn reader_for(id: u32, text: &str) -> Result<&'static Writer, Undecodable> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -252,7 +252,10 @@ impl Summary {
     }
 }
 
-#[allow(clippy::cast_precision_loss)]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "counts far below 2^52 are exact in f64"
+)]
 fn per_second(n: u64, d: Duration) -> f64 {
     let s = d.as_secs_f64();
     if s > 0.0 {

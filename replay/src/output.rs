@@ -56,7 +56,10 @@ pub(crate) struct Line<'a> {
 }
 
 impl<'a> Line<'a> {
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per field of a Kafka record"
+    )]
     pub fn new(
         topic: &'a str,
         partition: i32,

@@ -115,7 +115,6 @@ impl fmt::Display for Bound {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

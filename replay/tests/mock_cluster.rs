@@ -5,8 +5,12 @@
 //! checks that answer against the records and searches them. So time ranges are right here
 //! too: `--from` now replays nothing, `--to` a future time replays up to the end, a range
 //! in the middle exactly its events.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
+use fleuve_schemas::clock::now_ms;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -34,16 +38,6 @@ impl Write for Buffer {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 fn event_id(i: i64) -> String {

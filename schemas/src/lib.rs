@@ -42,7 +42,6 @@
 //! assert_eq!(fleuve_schemas::topics(), ["user-activity", "catalog", "orders", "inventory"]);
 //! ```
 
-mod catalog;
 pub mod clock;
 mod codes;
 pub mod events;
@@ -50,7 +49,6 @@ pub mod export;
 pub mod json;
 pub mod text;
 
-pub use catalog::{catalog, find, find_by_full_name, topics, EventSpec};
 pub use codes::{check_country, check_currency, COUNTRIES};
 pub use events::catalog::{
     ContentDeleted, ContentKind, ContentUnpublished, ContentUpserted, DistributionRight,
@@ -60,6 +58,7 @@ pub use events::orders::{
     OrderCancelled, OrderDelivered, OrderLine, OrderPlaced, OrderShipped, PaymentAuthorized,
     PaymentFailed, ShippingAddress,
 };
+pub use events::specs::{catalog, find, find_by_full_name, topics, EventSpec};
 pub use events::user_activity::{
     BookmarkAdded, BookmarkRemoved, ErasureReason, PlaybackProgressed, UserDataErased,
 };

@@ -6,7 +6,11 @@
 //! [`Kafka::read_all`] reads a topic back with an independent consumer.
 //!
 //! Helpers panic on failure, like the tests that call them.
-#![allow(clippy::expect_used, clippy::unwrap_used)]
+#![expect(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -260,7 +260,10 @@ impl RegistryProcess {
 pub const JWT_SECRET: &str = "end-to-end-test-secret-of-at-least-32-bytes";
 
 /// A token for the test platforms with these scopes, valid for an hour.
-#[allow(clippy::expect_used)] // a test helper: minting with a constant secret cannot fail
+#[expect(
+    clippy::expect_used,
+    reason = "a test helper: minting with a constant secret cannot fail"
+)]
 pub fn token(sub: &str, scopes: &[&str]) -> String {
     fleuve_service::auth::mint_hs256(JWT_SECRET, sub, scopes, Duration::from_secs(3600))
         .expect("minting a test token")

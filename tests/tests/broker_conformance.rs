@@ -23,8 +23,12 @@
 //!
 //! The group-crash scenario SIGKILLs a group member: the member is this test binary run
 //! again as a child process (`FLEUVE_CONFORMANCE_MEMBER` set), see [`Member`].
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
+use fleuve_schemas::clock::now_ms;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::BufRead;
@@ -154,16 +158,6 @@ fn unique(what: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("conformance-{what}-{}-{nanos}", std::process::id())
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------

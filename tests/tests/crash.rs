@@ -56,7 +56,11 @@
 //! (the kill delays; from the clock by default). Both are printed. On failure, or with
 //! `FLEUVE_CRASH_KEEP` set, the work directory (stores, process logs) is kept and its path
 //! printed.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
@@ -257,8 +261,7 @@ macro_rules! event_kinds {
                     .iter()
                     .filter_map(|e| match e {
                         Ev::$variant(x) => Some(x.clone()),
-                        #[allow(unreachable_patterns)]
-                        _ => None,
+                                                _ => None,
                     })
                     .collect();
             )+
@@ -1102,7 +1105,10 @@ fn ensure_at_end(cps: &Checkpoints, ends: &Ends, build: &str) -> Result<()> {
 fn counters(m: &Metrics, name: &str) -> BTreeMap<String, i64> {
     m.series(name, &[])
         .map(|s| {
-            #[allow(clippy::cast_possible_truncation)]
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "the value is a count or a time well within i64"
+            )]
             let v = s.value as i64;
             (s.labels.get("processor").cloned().unwrap_or_default(), v)
         })
@@ -1215,7 +1221,10 @@ async fn wait_consumed_sum(
     while Instant::now() < deadline {
         ensure_running(p, "waiting for the kill point")?;
         if let Ok(m) = p.metrics(http).await {
-            #[allow(clippy::cast_possible_truncation)]
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "the value is a count or a time well within i64"
+            )]
             let consumed = m.sum(CONSUMED, &[]) as i64;
             if consumed >= records {
                 return Ok(());
@@ -1597,10 +1606,11 @@ async fn crash_test(broker: &mut Broker, work: &Path) -> Result<()> {
         planned,
         published: 0,
     };
-    #[allow(
+    #[expect(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
-        clippy::cast_precision_loss
+        clippy::cast_precision_loss,
+        reason = "a share of about 52,000 events"
     )]
     let first_part = (total_planned as f64 * FIRST_PART) as usize;
     let later_part = (total_planned - first_part).div_ceil(KILLS);

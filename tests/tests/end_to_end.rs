@@ -1,6 +1,5 @@
 //! End to end on a real broker: HTTP ingest → Kafka (Tansu) → processor → embedded store →
 //! query API, with the platform restarted in the middle.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

@@ -5,12 +5,16 @@
 //! `AvroDeserializer` against our registry) reads its topic `export.<partner>.catalog` from the
 //! beginning and must end with exactly the set the catalog projection (the query API) says
 //! it may publish. A partner added on restart gets the full current set.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
+use fleuve_schemas::clock::now_ms;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use fleuve_e2e::{Broker, Platform, Ports};
@@ -32,16 +36,6 @@ fn python() -> Result<PathBuf> {
             p.display()
         )
     }
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 /// The configured partners: id → territories.

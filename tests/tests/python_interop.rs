@@ -2,7 +2,6 @@
 //! the virtualenv `make venv` creates) serializes with `AvroSerializer` against our
 //! registry and deserializes with `AvroDeserializer`. It decodes records our Rust producer
 //! wrote; our processor decodes the records it wrote.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -3,7 +3,10 @@
 //! ingest returned, 1,000 times in a row, never stale. A position the projection cannot
 //! reach gets the documented `503 position_not_reached`, never an old answer.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
 use std::time::{Duration, Instant};
 

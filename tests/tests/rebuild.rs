@@ -5,7 +5,10 @@
 //! wave under `?snapshot=<name>`, and a snapshot as of now equals the live projection row by
 //! row. The versions in use cannot be dropped; the retired one can.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
 use std::collections::HashMap;
 use std::process::Command;

@@ -1,7 +1,10 @@
 //! Two `fleuve registry` processes on one `_schemas` topic of a real broker answer
 //! identically, whichever of them took a registration; a registry started afterwards
 //! reloads everything from the topic.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
 use std::time::{Duration, Instant};
 

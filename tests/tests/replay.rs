@@ -5,8 +5,12 @@
 //! JSON lines and CSV, must return exactly those events, in order per partition, as JSON
 //! the ingest validator accepts again. Then the error cases. (The same time bounds on the
 //! MockCluster, which answers no offsets-for-times look-up: `replay/tests/mock_cluster.rs`.)
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
+use fleuve_schemas::clock::now_ms;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -523,14 +527,4 @@ async fn replay_returns_exactly_the_range_decoded_and_valid() -> Result<()> {
     )?;
     eprintln!("replay test took {:?}", started.elapsed());
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }

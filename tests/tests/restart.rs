@@ -5,7 +5,10 @@
 //! partitions, so there is no consumer group for the broker to get wrong. Once caught up,
 //! every stock and progress row read through the query API must equal what the events
 //! imply.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -42,7 +42,7 @@
 //! process, so its CPU is not in the figures; the MockCluster runs inside this process, so
 //! its CPU is. Our schema registry runs in this process on each broker.
 
-#![allow(clippy::print_stdout)]
+#![expect(clippy::print_stdout, reason = "the program's output")]
 
 /// The allocator of the `fleuve` binary, so the figures are the binary's.
 #[global_allocator]

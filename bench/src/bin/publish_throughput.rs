@@ -36,7 +36,7 @@
 //! librdkafka's in-process MockCluster (`fleuve_bench::Env`). The schema registry is
 //! ours, in-process, on the same broker.
 
-#![allow(clippy::print_stdout)]
+#![expect(clippy::print_stdout, reason = "the program's output")]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

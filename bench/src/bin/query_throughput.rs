@@ -49,7 +49,7 @@
 //! more CPU slices than static's one worker and its requests/s ratio is flattered). See
 //! `docs/benchmarks.md` §5.
 
-#![allow(clippy::print_stdout)]
+#![expect(clippy::print_stdout, reason = "the program's output")]
 
 /// The allocator of the `fleuve` binary, which serves the query API, so the figures are the
 /// binary's (the load generator in the same process uses it too).

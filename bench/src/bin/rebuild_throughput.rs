@@ -36,7 +36,7 @@
 //! child process; with 1,000,000 events a Tansu run takes about 2.5 minutes, a minute of it
 //! publishing.
 
-#![allow(clippy::print_stdout)]
+#![expect(clippy::print_stdout, reason = "the program's output")]
 
 /// The allocator of the `fleuve` binary, so the figures are the binary's.
 #[global_allocator]

@@ -24,7 +24,7 @@
 //! process, so its CPU is not in the figures; the MockCluster runs inside this process, so
 //! its CPU is. Our schema registry runs in this process on each broker.
 
-#![allow(clippy::print_stdout)]
+#![expect(clippy::print_stdout, reason = "the program's output")]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -169,7 +169,10 @@ struct Run {
     cpu_us_per_record: f64,
 }
 
-#[allow(clippy::cast_precision_loss)]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "counts far below 2^52 are exact in f64"
+)]
 fn run_of(records: u64, seconds: f64, cpu_s: f64) -> Run {
     Run {
         records,
@@ -275,7 +278,10 @@ struct Report {
     results: Vec<BrokerResult>,
 }
 
-#[allow(clippy::cast_precision_loss)]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "counts far below 2^52 are exact in f64"
+)]
 async fn measure(kind: BrokerKind, events: usize, rounds: usize) -> Result<BrokerResult> {
     let env = start(kind).await?;
     let t = Instant::now();

@@ -27,7 +27,7 @@
 //!
 //! Prints a table and writes JSON to `target/bench/store-engines.json`.
 
-#![allow(clippy::print_stdout)]
+#![expect(clippy::print_stdout, reason = "the program's output")]
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -14,51 +14,42 @@
 //! | `inventory` | `inventory`: every event | [`fleuve_projections::inventory`] |
 //! | `exports` | `catalog`: every event, plus a timer | its own tables, and each configured partner's topic `export.<partner>.catalog` through an outbox and its [`exports::Relay`] |
 
-mod bookmarks;
-mod catalog;
 pub mod exports;
-mod inventory;
-mod orders;
 #[cfg(test)]
 mod testing;
-mod user_progress;
-
-pub use bookmarks::Bookmarks;
-pub use catalog::Catalog;
-pub use exports::Exports;
-pub use inventory::Inventory;
-pub use orders::Orders;
-pub use user_progress::UserProgress;
 
 use std::sync::Arc;
 
 use fleuve_schemas::Event;
 
+pub use exports::Exports;
+
 use crate::runtime::{Handler, Incoming};
 
-/// Names of every processor, as `fleuve process <name>` accepts them.
-pub const NAMES: &[&str] = &[
-    user_progress::NAME,
-    bookmarks::NAME,
-    catalog::NAME,
-    orders::NAME,
-    inventory::NAME,
-    exports::NAME,
-];
+/// A handler module per read model of [`fleuve_projections::read_models!`], named as the
+/// model's module; each offers `handler()`. `exports` builds no read model and is added by
+/// hand.
+macro_rules! declare_handlers {
+    ($($model:ident),*) => {
+        $(pub mod $model;)*
 
-/// The processor called `name`.
-pub fn by_name(name: &str) -> Option<Arc<dyn Handler>> {
-    Some(match name {
-        user_progress::NAME => Arc::new(UserProgress),
-        bookmarks::NAME => Arc::new(Bookmarks),
-        catalog::NAME => Arc::new(Catalog::default()),
-        orders::NAME => Arc::new(Orders),
-        inventory::NAME => Arc::new(Inventory),
-        // No partner: `fleuve` builds it with the configured partners (and runs its relay).
-        exports::NAME => Arc::new(Exports::default()),
-        _ => return None,
-    })
+        /// Names of every processor, as `fleuve process <name>` accepts them.
+        pub const NAMES: &[&str] = &[$(fleuve_projections::$model::MODEL.name,)* exports::NAME];
+
+        /// The processor called `name`.
+        pub fn by_name(name: &str) -> Option<Arc<dyn Handler>> {
+            $(
+                if name == fleuve_projections::$model::MODEL.name {
+                    return Some($model::handler());
+                }
+            )*
+            // No partner: `fleuve` builds it with the configured partners (and runs its relay).
+            (name == exports::NAME).then(|| Arc::new(Exports::default()) as Arc<dyn Handler>)
+        }
+    };
 }
+
+fleuve_projections::read_models!(declare_handlers);
 
 /// Decodes each event of a batch with `decode` (which names the event type it expects):
 /// the events that decode, with their index in the batch, and the reasons of the others

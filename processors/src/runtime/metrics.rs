@@ -13,7 +13,10 @@ use rdkafka::statistics::Statistics;
 
 use super::{DeadLetterReason, Incoming};
 
-#[allow(clippy::expect_used)] // registering a well-formed metric once cannot fail
+#[expect(
+    clippy::expect_used,
+    reason = "registering a well-formed metric once cannot fail"
+)]
 mod defs {
     use super::*;
 
@@ -162,7 +165,10 @@ pub(super) fn applied(processor: &str, took: Duration, events: &[&Incoming]) {
     let freshness = FRESHNESS_SECONDS.with_label_values(&[processor]);
     for e in events {
         if let Some(at) = occurred_at(&e.value) {
-            #[allow(clippy::cast_precision_loss)]
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "counts far below 2^52 are exact in f64"
+            )]
             freshness.observe((now_ms - at).max(0) as f64 / 1000.0);
         }
     }

@@ -65,7 +65,7 @@ use std::time::{Duration, Instant};
 use apache_avro::types::Value;
 use async_trait::async_trait;
 use fleuve_kafka::{KafkaConfig, KafkaError as FleuveKafkaError};
-use fleuve_projections::versions::{self, Versions};
+use fleuve_projections::versions::Versions;
 use fleuve_projections::{Checkpoint, Store, StoreError, WriteBatch, Writes};
 use fleuve_service::ReadyFlag;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -651,7 +651,10 @@ impl Processor {
             {
                 Next::Stop => break,
                 Next::Timer => {
-                    match self.run_timer(&*store, versions::now_ms(), shutdown).await {
+                    match self
+                        .run_timer(&*store, fleuve_schemas::clock::now_ms(), shutdown)
+                        .await
+                    {
                         Ok(()) => {}
                         Err(ProcessorError::Interrupted { .. }) => break,
                         Err(e) => return Err(e),

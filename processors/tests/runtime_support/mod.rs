@@ -1,7 +1,12 @@
 //! Shared by the runtime tests: a handler whose effect shows an event applied twice, what a
 //! [`FaultyStore`] saw it apply, and helpers to publish, wait, and read offsets and metrics.
 // Each test binary uses part of this module.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test support shared by several test binaries, each using a part; a test stops at the first unexpected error"
+)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -191,15 +196,7 @@ pub fn event_id(seq: u64) -> String {
     format!("00000000-0000-4000-8000-{seq:012x}")
 }
 
-pub fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
+pub use fleuve_schemas::clock::now_ms;
 
 /// Publishes events `range`, in order.
 pub async fn publish(publisher: &Publisher, range: std::ops::Range<u64>, users: u64) {
@@ -390,7 +387,10 @@ pub fn metric(name: &str, labels: &[(&str, &str)]) -> f64 {
             if !matches {
                 continue;
             }
-            #[allow(clippy::cast_precision_loss)]
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "counts far below 2^52 are exact in f64"
+            )]
             let value = if histogram {
                 m.get_histogram().get_sample_count() as f64
             } else {

@@ -1,5 +1,8 @@
 //! Helpers shared by the ingest tests.
-#![allow(dead_code, clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test support shared by several test binaries, each using a part; a test stops at the first unexpected error"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,12 +11,7 @@
 //! live projections or a snapshot). A caller that may not read a route is thus refused
 //! before any wait.
 
-mod bookmarks;
-mod catalog;
 mod ids;
-mod inventory;
-mod orders;
-mod progress;
 
 use axum::extract::MatchedPath;
 use axum::http::{Method, StatusCode, Uri};
@@ -28,14 +23,18 @@ use crate::input::quoted;
 use crate::state::AppState;
 use crate::table::Table;
 
-/// Every `/v1` route, in the order of the document.
-pub(crate) const TABLE: Table = Table(&[
-    progress::ROUTES,
-    bookmarks::ROUTES,
-    catalog::ROUTES,
-    orders::ROUTES,
-    inventory::ROUTES,
-]);
+/// A routes module per read model of [`fleuve_projections::read_models!`], named as the
+/// model's module; each declares its `ROUTES`.
+macro_rules! declare_routes {
+    ($($model:ident),*) => {
+        $(mod $model;)*
+
+        /// Every `/v1` route, in the order of the document.
+        pub(crate) const TABLE: Table = Table(&[$($model::ROUTES),*]);
+    };
+}
+
+fleuve_projections::read_models!(declare_routes);
 
 /// The `/v1` routes of [`TABLE`], each under its method and path, with `Vary:
 /// Authorization` when its answers depend on the token.

@@ -1,6 +1,10 @@
 //! Shared helpers: a mock cluster, a started registry, its router served on a free port.
 //! Test helpers panic on failure, like the tests that call them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test stops at the first unexpected error"
+)]
 
 use std::future::Future;
 use std::time::Duration;

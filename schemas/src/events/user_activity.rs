@@ -183,7 +183,7 @@ pub(crate) mod tests {
             duration_ms in 1i64..=i64::MAX, frac in 0.0f64..=1.0,
             occurred_at in 0i64..=4_102_444_800_000, uuid in any::<u128>(),
         ) -> PlaybackProgressed {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+            #[expect(clippy::cast_possible_truncation, clippy::cast_precision_loss, reason = "a position within the duration, from a fraction in 0..=1")]
             let position_ms = ((duration_ms as f64) * frac) as i64;
             PlaybackProgressed {
                 event_id: uuid::Uuid::from_u128(uuid).to_string(),

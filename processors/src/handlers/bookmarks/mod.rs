@@ -13,6 +13,11 @@ use crate::runtime::{Fold, Handler, Incoming};
 
 pub(super) const NAME: &str = fleuve_projections::bookmarks::PROJECTION;
 
+/// This processor, as [`super::by_name`] gives it.
+pub(super) fn handler() -> std::sync::Arc<dyn crate::runtime::Handler> {
+    std::sync::Arc::new(Bookmarks)
+}
+
 /// The `bookmarks` processor.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bookmarks;

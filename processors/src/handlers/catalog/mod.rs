@@ -30,6 +30,11 @@ use crate::runtime::{Fold, Handler, Incoming};
 
 pub(super) const NAME: &str = fleuve_projections::catalog::PROJECTION;
 
+/// This processor, as [`super::by_name`] gives it.
+pub(super) fn handler() -> std::sync::Arc<dyn crate::runtime::Handler> {
+    std::sync::Arc::new(Catalog::default())
+}
+
 /// How often the timer applies due window edges.
 const TIMER_EVERY: Duration = Duration::from_secs(1);
 /// Most window edges one timer run applies by default.

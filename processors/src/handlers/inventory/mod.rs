@@ -64,6 +64,11 @@ use rules::Effect;
 
 pub(super) const NAME: &str = fleuve_projections::inventory::PROJECTION;
 
+/// This processor, as [`super::by_name`] gives it.
+pub(super) fn handler() -> std::sync::Arc<dyn crate::runtime::Handler> {
+    std::sync::Arc::new(Inventory)
+}
+
 /// The `inventory` processor.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Inventory;

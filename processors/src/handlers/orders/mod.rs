@@ -69,6 +69,11 @@ use crate::runtime::{Fold, Handler, Incoming};
 
 pub(super) const NAME: &str = fleuve_projections::orders::PROJECTION;
 
+/// This processor, as [`super::by_name`] gives it.
+pub(super) fn handler() -> std::sync::Arc<dyn crate::runtime::Handler> {
+    std::sync::Arc::new(Orders)
+}
+
 /// The `orders` processor.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Orders;

@@ -3,11 +3,13 @@ use std::sync::LazyLock;
 use apache_avro::types::Value;
 use apache_avro::Schema;
 
-use crate::{
-    BookmarkAdded, BookmarkRemoved, ContentDeleted, ContentUnpublished, ContentUpserted, Event,
-    EventError, OrderCancelled, OrderDelivered, OrderPlaced, OrderShipped, PaymentAuthorized,
-    PaymentFailed, PlaybackProgressed, StockAdjusted, StockReleased, StockReserved, UserDataErased,
+use super::catalog::{ContentDeleted, ContentUnpublished, ContentUpserted};
+use super::inventory::{StockAdjusted, StockReleased, StockReserved};
+use super::orders::{
+    OrderCancelled, OrderDelivered, OrderPlaced, OrderShipped, PaymentAuthorized, PaymentFailed,
 };
+use super::user_activity::{BookmarkAdded, BookmarkRemoved, PlaybackProgressed, UserDataErased};
+use super::{Event, EventError};
 
 /// One event type: its schema, the topic it goes to and the field that is its Kafka key.
 #[derive(Debug)]
@@ -33,7 +35,10 @@ impl EventSpec {
         let name = E::TYPE;
         // The files are part of this crate and checked by its tests: a parse failure is a
         // build defect, caught by `cargo test` before anything ships.
-        #[allow(clippy::expect_used)]
+        #[expect(
+            clippy::expect_used,
+            reason = "the bundled .avsc files are valid Avro, which tests check"
+        )]
         let schema = Schema::parse_str(json).expect("bundled .avsc files are valid Avro");
         let full_name = match &schema {
             Schema::Record(r) => r.name.fullname(None),
@@ -79,7 +84,13 @@ macro_rules! spec {
         EventSpec::of::<$ty>(
             $topic,
             $key,
-            include_str!(concat!("../avro/", $topic, "/", stringify!($ty), ".avsc")),
+            include_str!(concat!(
+                "../../avro/",
+                $topic,
+                "/",
+                stringify!($ty),
+                ".avsc"
+            )),
         )
     };
 }

@@ -15,6 +15,11 @@ use crate::runtime::{Fold, Handler, Incoming};
 
 pub(super) const NAME: &str = fleuve_projections::progress::PROJECTION;
 
+/// This processor, as [`super::by_name`] gives it.
+pub(super) fn handler() -> std::sync::Arc<dyn crate::runtime::Handler> {
+    std::sync::Arc::new(UserProgress)
+}
+
 /// The `user_progress` processor.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UserProgress;

@@ -19,7 +19,7 @@ For each `k8s/overlays/<name>/`:
    the containers declare;
 5. every container of a Fleuve workload runs the `fleuve` image (the repository's last path
    component) with a subcommand of fleuve/src/main.rs (`enum Command`) and, for `process`,
-   processors of processors/src/handlers/mod.rs (`NAMES`); sets only the `FLEUVE_*`
+   processors (one per read model of `read_models!` in projections/src/lib.rs, and exports); sets only the `FLEUVE_*`
    variables the binary reads (the string literals and clap `env = "…"` of the crates it
    is built from); runs as non-root (`runAsNonRoot: true`, a non-zero `runAsUser`); probes
    /healthz (startup, liveness) and /readyz (readiness) on the port fleuve listens on, which
@@ -505,27 +505,38 @@ def read_code(repo: Path) -> Code:
     code.event_topics = [consts[c.strip()] for c in m.group(1).split(",") if c.strip()] if m else []
     code.schemas_topic = consts.get("SCHEMAS", "_schemas")
 
-    # Processors: the names `fleuve process` accepts (handlers::NAMES), their topics.
-    processors_crate = (repo / "processors").resolve()
-    handlers = repo / "processors/src/handlers"
-    names_src = read_rust(handlers / "mod.rs")
-    n = re.search(r"\bconst\s+NAMES\s*:[^=]*=\s*&\[", names_src.masked)
-    if not n:
-        raise ValueError("processors/src/handlers/mod.rs: no `const NAMES`")
-    entries = names_src.masked[n.end():matching(names_src.masked, n.end() - 1)]
-    for entry in (e.strip() for e in entries.split(",")):
-        if not entry:
+    # Processors: one per read model of the registration list (`read_models!` in
+    # projections/src/lib.rs: its MODEL's name and topics), plus `exports`.
+    lib = read_rust(repo / "projections/src/lib.rs").masked
+    r = re.search(r"macro_rules!\s*read_models\s*\{.*?\$declare!\(([^)]*)\)", lib, re.S)
+    if not r:
+        raise ValueError("projections/src/lib.rs: no `read_models!` list")
+    for module in (m.strip() for m in r.group(1).split(",")):
+        if not module:
             continue
-        module = entry.split("::")[0]
-        mod_rs = next((p for p in (handlers / module / "mod.rs", handlers / f"{module}.rs") if p.exists()), None)
-        name = str_const(repo, processors_crate, entry.split("::")[-1], mod_rs) if mod_rs else None
-        if name is None:
-            raise ValueError(f"processors/src/handlers/mod.rs: cannot resolve the processor name {entry}")
-        text = mod_rs.read_text(encoding="utf-8")
-        t = re.search(r"fn topics\(&self\)[^{]*\{\s*&\[([^\]]*)\]", text)
-        topic_consts = re.findall(r"topics::([A-Z_]+)", t.group(1)) if t else []
+        text = (repo / f"projections/src/{module}.rs").read_text(encoding="utf-8")
+        model = re.search(r"pub const MODEL: (?:crate::)?ReadModel = (?:crate::)?ReadModel \{(.*?)\};", text, re.S)
+        if not model:
+            raise ValueError(f"projections/src/{module}.rs: no `pub const MODEL: ReadModel`")
+        name_expr = re.search(r"name:\s*([^,]+),", model.group(1)).group(1).strip()
+        literal = re.fullmatch(r'"([^"]+)"', name_expr)
+        if literal:
+            name = literal.group(1)
+        else:
+            const = re.search(rf'pub const {re.escape(name_expr)}: &str = "([^"]+)";', text)
+            if not const:
+                raise ValueError(f"projections/src/{module}.rs: cannot resolve the read model name {name_expr}")
+            name = const.group(1)
+        topic_consts = re.findall(r"topics::([A-Z_]+)", re.search(r"topics:\s*&\[([^\]]*)\]", model.group(1)).group(1))
         code.processors[name] = [consts.get(c, c) for c in topic_consts]
         code.processor_dirs[name] = f"processors/src/handlers/{module}/"
+    exports = (repo / "processors/src/handlers/exports/mod.rs").read_text(encoding="utf-8")
+    e_name = re.search(r'pub const NAME: &str = "([^"]+)";', exports)
+    e_topics = re.search(r"fn topics\(&self\)[^{]*\{\s*&\[([^\]]*)\]", exports)
+    if not (e_name and e_topics):
+        raise ValueError("processors/src/handlers/exports/mod.rs: no NAME or topics()")
+    code.processors[e_name.group(1)] = [consts.get(c, c) for c in re.findall(r"topics::([A-Z_]+)", e_topics.group(1))]
+    code.processor_dirs[e_name.group(1)] = "processors/src/handlers/exports/"
 
     # What the `fleuve` binary is built from: metrics, environment variables.
     for crate in linked_crates(repo):
@@ -540,6 +551,20 @@ def read_code(repo: Path) -> Code:
                 metric = _metric_definition(source, start, end)
                 if metric is not None:
                     code.metric_defs[value] = metric
+
+    # The request metrics of each HTTP service (fleuve_service::http::RequestMetrics): their
+    # names are made from the component the service registers them under.
+    for crate in linked_crates(repo):
+        for source in crate_sources(crate):
+            for start, end, value in source.strings:
+                if re.search(r"RequestMetrics::register\s*\(\s*$", source.masked[:start]):
+                    for name, metric in (
+                        (f"fleuve_{value}_requests_total", Metric("counter", frozenset({"route", "status"}))),
+                        (f"fleuve_{value}_request_duration_seconds", Metric("histogram", frozenset({"route"}))),
+                        (f"fleuve_{value}_in_flight_requests", Metric("gauge", frozenset())),
+                    ):
+                        code.metrics.add(name)
+                        code.metric_defs[name] = metric
 
     config_rs = read_rust(repo / "fleuve/src/config_file.rs")
     k = re.search(r"pub const KEYS: &\[&str\] = &\[", config_rs.masked)
@@ -1089,7 +1114,7 @@ class Overlay:
             for n in names:
                 if n != "all" and n not in code.processors:
                     self.fail(w, f"container {name}: `process {n}`: fleuve has no processor {n} "
-                                 f"(processors/src/handlers/mod.rs NAMES: {', '.join(code.processors)}; or all)")
+                                 f"(the read models of projections/src/lib.rs and exports: {', '.join(code.processors)}; or all)")
         for env in c.get("env", []):
             self.check_env_name(w, name, str(env.get("name", "")), "env")
         for src in c.get("envFrom", []):

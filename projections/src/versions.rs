@@ -21,15 +21,14 @@
 //! sees the projection go backwards. [`Versions`] holds the routing in memory, refreshed
 //! from the store by [`Versions::follow`] (every process that reads or writes projections
 //! runs it, so replicas on other machines switch too), and [`Versions::readers`] is the
-//! store view that sends every read to the reader version of its table's projection (or to
-//! a snapshot, inside [`read_snapshot`]).
+//! store view that sends every read to the reader version of its table's projection; a
+//! snapshot is read through its own view ([`Versions::snapshot`]).
 //!
 //! Every version is described in [`VERSIONS_TABLE`] ([`VersionInfo`]); dropping a version
 //! ([`Versions::drop_version`]) deletes its rows and keeps its description, marked
 //! `dropped`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -562,7 +561,7 @@ impl Versions {
     }
 
     /// The store view every read goes through: each table is read in the reader version of
-    /// its projection (or in the snapshot of [`read_snapshot`]); tables of no versioned
+    /// its projection; tables of no versioned
     /// projection, in the base store. Read-only.
     pub fn readers(self: &Arc<Self>) -> Arc<dyn Store> {
         Arc::new(Readers {
@@ -774,21 +773,6 @@ async fn delete_table(
     }
 }
 
-tokio::task_local! {
-    /// The snapshot a read is served from: (projection, its store view).
-    static SNAPSHOT: (&'static str, Arc<dyn Store>);
-}
-
-/// Runs `read` with the tables of `projection` read from `snapshot` (through
-/// [`Versions::readers`]).
-pub async fn read_snapshot<F: Future>(
-    projection: &'static str,
-    snapshot: Arc<dyn Store>,
-    read: F,
-) -> F::Output {
-    SNAPSHOT.scope((projection, snapshot), read).await
-}
-
 /// See [`Versions::readers`].
 struct Readers {
     versions: Arc<Versions>,
@@ -805,11 +789,6 @@ impl Readers {
         let Some(projection) = projection else {
             return Arc::clone(&self.versions.base);
         };
-        if let Ok(Some(store)) =
-            SNAPSHOT.try_with(|(p, s)| (*p == projection).then(|| Arc::clone(s)))
-        {
-            return store;
-        }
         self.versions.reader(projection).1
     }
 

@@ -19,9 +19,9 @@ tools:
 # The Python client of the interop tests, in .venv/ (git-ignored), rebuilt when the
 # requirements change.
 VENV := .venv
-$(VENV)/.installed: tests/python/requirements.txt
+$(VENV)/.installed: e2e/python/requirements.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r e2e/python/requirements.txt
 	touch $@
 
 venv: $(VENV)/.installed

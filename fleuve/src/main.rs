@@ -339,25 +339,29 @@ fn parse_batch_max_wait_ms(value: &str) -> Result<u64, String> {
     }
 }
 
+/// The settings of the whole platform in one process (`run`, and `config` which prints them).
+#[derive(Debug, Args)]
+struct Platform {
+    #[command(flatten)]
+    kafka: Kafka,
+    #[command(flatten)]
+    processors: ProcessorSettings,
+    #[command(flatten)]
+    no_auth: NoAuth,
+    #[command(flatten)]
+    query: QuerySettings,
+    #[command(flatten)]
+    query_addr: QueryAddr,
+    #[command(flatten)]
+    registry_addr: RegistryAddr,
+    #[command(flatten)]
+    ingest_addr: IngestAddr,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole platform in this process (the broker runs separately: `make broker`).
-    Run {
-        #[command(flatten)]
-        kafka: Kafka,
-        #[command(flatten)]
-        processors: ProcessorSettings,
-        #[command(flatten)]
-        no_auth: NoAuth,
-        #[command(flatten)]
-        query: QuerySettings,
-        #[command(flatten)]
-        query_addr: QueryAddr,
-        #[command(flatten)]
-        registry_addr: RegistryAddr,
-        #[command(flatten)]
-        ingest_addr: IngestAddr,
-    },
+    Run(Platform),
     /// Run the schema registry.
     Registry {
         #[command(flatten)]
@@ -407,22 +411,7 @@ enum Command {
     },
     /// Print the settings in effect (defaults < config file < FLEUVE_* environment < flags),
     /// secrets redacted.
-    Config {
-        #[command(flatten)]
-        kafka: Kafka,
-        #[command(flatten)]
-        processors: ProcessorSettings,
-        #[command(flatten)]
-        no_auth: NoAuth,
-        #[command(flatten)]
-        query: QuerySettings,
-        #[command(flatten)]
-        query_addr: QueryAddr,
-        #[command(flatten)]
-        registry_addr: RegistryAddr,
-        #[command(flatten)]
-        ingest_addr: IngestAddr,
-    },
+    Config(Platform),
     /// Print a signed HS256 token for development and tests (needs FLEUVE_JWT_HS256_SECRET).
     Token {
         /// Subject (`sub` claim): a service, user or seller id.
@@ -692,7 +681,7 @@ async fn run(cli: Cli) -> Result<()> {
             scopes,
             ttl_secs,
         } => return print_token(&sub, &scopes, ttl_secs),
-        Command::Config {
+        Command::Config(Platform {
             kafka,
             processors,
             no_auth,
@@ -700,7 +689,7 @@ async fn run(cli: Cli) -> Result<()> {
             query_addr,
             registry_addr,
             ingest_addr,
-        } => {
+        }) => {
             print_config(
                 cli.config.as_deref(),
                 &kafka,
@@ -747,7 +736,7 @@ async fn run(cli: Cli) -> Result<()> {
                 follow_versions(open_store(&store).await?, &shutdown, &mut tasks).await?;
             servers.push(start_query(&kafka, &no_auth, &query, &addr, versions, &shutdown).await?);
         }
-        Command::Run {
+        Command::Run(Platform {
             kafka,
             processors: settings,
             no_auth,
@@ -755,7 +744,7 @@ async fn run(cli: Cli) -> Result<()> {
             query_addr,
             registry_addr,
             ingest_addr,
-        } => {
+        }) => {
             create_topics(&kafka, &settings.partitions).await?;
             let mut registry = RegistryConfig::new(kafka.kafka("fleuve-registry"));
             registry.addr = registry_addr.registry_addr;
@@ -1352,8 +1341,8 @@ mod tests {
         let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
         match cli.command {
             Command::Process { processors, .. }
-            | Command::Run { processors, .. }
-            | Command::Config { processors, .. } => Ok((
+            | Command::Run(Platform { processors, .. })
+            | Command::Config(Platform { processors, .. }) => Ok((
                 processors.batches.processor_batch_max_events,
                 processors.batches.processor_batch_max_wait_ms,
             )),
@@ -1448,8 +1437,8 @@ mod tests {
     fn watching(args: &[&str], store: &str) -> Result<ProcessorConfig, String> {
         let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
         let (Command::Process { processors, .. }
-        | Command::Run { processors, .. }
-        | Command::Config { processors, .. }) = cli.command
+        | Command::Run(Platform { processors, .. })
+        | Command::Config(Platform { processors, .. })) = cli.command
         else {
             panic!("not a command with processor settings");
         };
@@ -1648,12 +1637,12 @@ mod tests {
         let parse = |args: &[&str]| {
             Cli::from_arg_matches(&command.clone().try_get_matches_from(args).unwrap()).unwrap()
         };
-        let Command::Run {
+        let Command::Run(Platform {
             kafka,
             processors,
             query_addr,
             ..
-        } = parse(&["fleuve", "run"]).command
+        }) = parse(&["fleuve", "run"]).command
         else {
             panic!("not `run`");
         };

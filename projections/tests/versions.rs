@@ -11,8 +11,7 @@ use std::sync::Arc;
 
 use fleuve_projections::embedded::EmbeddedStore;
 use fleuve_projections::versions::{
-    Namespaced, Routing, VersionError, VersionInfo, VersionKind, VersionState,
-    Versions,
+    Namespaced, Routing, VersionError, VersionInfo, VersionKind, VersionState, Versions,
 };
 use fleuve_projections::{progress, Checkpoint, Store, Write, WriteBatch};
 

@@ -69,7 +69,7 @@ async fn python_confluent_client_and_fleuve_read_each_other() -> Result<()> {
     // Python side writes 5 and reads everything.
     let root = repo_root();
     let out = Command::new(&python)
-        .arg(root.join("tests/python/interop.py"))
+        .arg(root.join("e2e/python/interop.py"))
         .args([
             "--bootstrap",
             &broker.bootstrap(),

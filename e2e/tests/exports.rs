@@ -1,7 +1,7 @@
 //! Partner exports end to end, on Tansu: `fleuve run` with a partners file; catalogue
 //! events through ingest (rights for several partners and territories, an unpublish, a
 //! delete, a window that opens and one that closes during the test, rights withdrawn by a
-//! re-upsert); then a partner written with Python `confluent-kafka` (`tests/python/partner.py`,
+//! re-upsert); then a partner written with Python `confluent-kafka` (`e2e/python/partner.py`,
 //! `AvroDeserializer` against our registry) reads its topic `export.<partner>.catalog` from the
 //! beginning and must end with exactly the set the catalog projection (the query API) says
 //! it may publish. A partner added on restart gets the full current set.
@@ -137,7 +137,7 @@ async fn expected(
 /// The Python partner's output for `partner`.
 fn partner_reads(broker: &Broker, platform: &Platform, partner: &str) -> Result<Value> {
     let out = Command::new(python()?)
-        .arg(repo_root().join("tests/python/partner.py"))
+        .arg(repo_root().join("e2e/python/partner.py"))
         .args(["--bootstrap", &broker.bootstrap()])
         .args(["--registry", &platform.registry])
         .args(["--partner", partner])

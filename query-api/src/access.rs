@@ -276,3 +276,12 @@ fn accounts(
         Caller::Token(c) => Err(forbidden(c, what, &needs(parties), ACCOUNT_SCOPES, table)),
     }
 }
+/// A caller holding a verified token of `sub` with `scopes` (for tests).
+#[cfg(test)]
+pub(crate) fn token(sub: &str, scopes: &[&str]) -> Caller {
+    Caller::Token(Claims {
+        sub: sub.to_owned(),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        expires_at: 0,
+    })
+}

@@ -536,24 +536,12 @@ async fn list_episodes(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
 
     use axum::http::HeaderValue;
-    use fleuve_service::auth::Claims;
 
     use super::*;
+    use crate::access::token;
     use crate::access::USER;
-
-    fn token(sub: &str, scopes: &[&str]) -> Caller {
-        Caller::Token(Claims {
-            sub: sub.to_owned(),
-            scopes: scopes
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect::<BTreeSet<_>>(),
-            expires_at: 0,
-        })
-    }
 
     #[test]
     fn catalog_views() {

@@ -88,9 +88,8 @@ pub(crate) async fn method_not_allowed(
 mod tests {
     use std::collections::BTreeSet;
 
-    use fleuve_service::auth::Claims;
-
     use super::*;
+    use crate::access::token;
     use crate::access::{Caller, ADMIN, PARTNER, SELLER, USER};
     use crate::table::{Access, Cache, Declared, Shape, Verb};
 
@@ -100,17 +99,6 @@ mod tests {
             route,
             table: TABLE,
         }
-    }
-
-    fn token(sub: &str, scopes: &[&str]) -> Caller {
-        Caller::Token(Claims {
-            sub: sub.to_owned(),
-            scopes: scopes
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect::<BTreeSet<_>>(),
-            expires_at: 0,
-        })
     }
 
     #[test]

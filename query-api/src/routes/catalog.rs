@@ -28,7 +28,7 @@ use crate::consistency::Positions;
 use crate::failure::{store_error, Failure};
 use crate::input::{check_id, page_request, path_error, quoted, validate_id, Params, MAX_ID_BYTES};
 use crate::state::{AppState, Reading};
-use crate::table::{Access, Cache, Docs, Param, Route, Shape, Tag, Verb};
+use crate::table::{Access, Cache, Declared, Docs, Param, Route, Shape, Tag, Verb};
 use crate::views::{rfc3339_millis, rfc3339_millis_clamped, string_enum, ListView};
 
 const TAG: Tag = Tag {
@@ -333,6 +333,7 @@ fn not_publishable(content_id: &str, view: &CatalogView) -> ApiError {
 
 async fn get_content(
     caller: Caller,
+    declared: Declared,
     reading: Reading,
     path: Result<Path<String>, PathRejection>,
     params: Params,
@@ -340,6 +341,7 @@ async fn get_content(
 ) -> Result<Json<ContentView>, Failure> {
     let Path(content_id) = path.map_err(path_error)?;
     validate_id("content_id", &content_id)?;
+    declared.allow(&caller, &content_id, "the catalog")?;
     params.check()?;
     positions.wait().await?;
     let view = CatalogView::of(&caller);
@@ -461,8 +463,13 @@ fn parse_ids(body: &[u8], max: usize) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "an axum handler takes one argument per extractor"
+)]
 async fn batch_get(
     caller: Caller,
+    declared: Declared,
     State(state): State<AppState>,
     reading: Reading,
     params: Params,
@@ -471,6 +478,7 @@ async fn batch_get(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BatchView>, Failure> {
     let max = state.config.max_batch_ids;
+    declared.allow(&caller, "", "the catalog")?;
     params.check()?;
     fleuve_service::http::require_json(&headers).map_err(ApiError::from)?;
     let body = body.map_err(|r| body_error(r, &state.config))?;
@@ -499,6 +507,7 @@ async fn batch_get(
 
 async fn list_episodes(
     caller: Caller,
+    declared: Declared,
     State(state): State<AppState>,
     reading: Reading,
     path: Result<Path<String>, PathRejection>,
@@ -507,6 +516,7 @@ async fn list_episodes(
 ) -> Result<Json<ListView<EpisodeView>>, Failure> {
     let Path(program_id) = path.map_err(path_error)?;
     validate_id("program_id", &program_id)?;
+    declared.allow(&caller, &program_id, "the catalog")?;
     let page = page_request(params.check()?, &state.config)?;
     positions.wait().await?;
     let view = CatalogView::of(&caller);

@@ -1,7 +1,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::{ClientConfig, ClientContext};
 use serde::{Deserialize, Serialize};
 
 /// Typed Kafka client settings shared by producers, consumers and admin clients.
@@ -62,6 +63,30 @@ impl KafkaConfig {
         cfg
     }
 
+    /// A consumer of assigned partitions (`assign`, never `subscribe`): it never joins
+    /// `group` (librdkafka wants a `group.id` for `assign` all the same), commits and stores
+    /// no offset, and reports the end of each partition. `settings` are its own, then the
+    /// raw passthrough settings apply last. Its librdkafka logs and errors go to `debug`:
+    /// its caller reports what fails.
+    pub fn assigned_reader(
+        &self,
+        group: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<BaseConsumer<QuietContext>, rdkafka::error::KafkaError> {
+        let mut cfg = self.client_config();
+        cfg.set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true");
+        for (k, v) in settings {
+            cfg.set(*k, *v);
+        }
+        for (k, v) in &self.extra {
+            cfg.set(k, v);
+        }
+        cfg.create_with_context(QuietContext)
+    }
+
     /// Configuration of an idempotent producer: `acks=all`, `enable.idempotence=true`, and
     /// the delivery timeout as `message.timeout.ms`.
     pub fn producer_config(&self) -> ClientConfig {
@@ -112,6 +137,23 @@ impl KafkaConfig {
         cfg
     }
 }
+
+/// The client context of [`KafkaConfig::assigned_reader`]: librdkafka's logs and errors at
+/// `debug` level.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QuietContext;
+
+impl ClientContext for QuietContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        tracing::debug!(?level, fac, message, "librdkafka");
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::debug!(error = %error, reason, "Kafka client error");
+    }
+}
+
+impl ConsumerContext for QuietContext {}
 
 mod millis {
     use std::time::Duration;

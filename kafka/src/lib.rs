@@ -26,7 +26,7 @@ mod position;
 pub mod time;
 pub mod topics;
 
-pub use config::KafkaConfig;
+pub use config::{KafkaConfig, QuietContext};
 pub use position::{Position, PositionError};
 
 /// An error talking to Kafka, with the operation that failed.

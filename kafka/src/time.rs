@@ -27,11 +27,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{KafkaConfig, KafkaError};
+use crate::{KafkaConfig, KafkaError, QuietContext};
 
 /// The offsets of a topic at an instant, per partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,48 +323,26 @@ fn search<E>(
     Ok(hi_canon)
 }
 
-/// The look-up's consumer context: librdkafka's own logs and errors go to `debug` (the
-/// look-up reports what matters itself).
-#[derive(Debug, Clone, Copy, Default)]
-struct Quiet;
+type Reader = BaseConsumer<QuietContext>;
 
-impl ClientContext for Quiet {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        tracing::debug!(?level, fac, message, "librdkafka");
-    }
-
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        tracing::debug!(error = %error, reason, "Kafka client error");
-    }
-}
-
-impl ConsumerContext for Quiet {}
-
-type Reader = BaseConsumer<Quiet>;
-
-/// A consumer that reads single records at assigned offsets: it never joins its group
-/// (librdkafka wants a `group.id` for `assign` all the same) and commits nothing.
+/// A consumer that reads single records at assigned offsets.
 fn reader(kafka: &KafkaConfig) -> Result<Reader, rdkafka::error::KafkaError> {
-    let mut cfg = kafka.client_config();
-    cfg.set("group.id", "fleuve-time-lookup")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        // An offset below the low watermark (removed by retention meanwhile) reads from it.
-        .set("auto.offset.reset", "earliest")
-        // Aborted records have timestamps too; reading them never waits for open
-        // transactions (the end of a read is the high watermark, not the stable offset).
-        .set("isolation.level", "read_uncommitted")
-        // One record is needed per read: keep each fetch small.
-        .set("fetch.message.max.bytes", "65536")
-        // After a read, the consumer's next fetch waits at the end of the partition for
-        // this long, and the next read's fetch goes out only when it is back: each read
-        // took 50 ms with 50 (on the MockCluster), 5 ms with 5.
-        .set("fetch.wait.max.ms", "5");
-    for (k, v) in &kafka.extra {
-        cfg.set(k, v);
-    }
-    cfg.create_with_context(Quiet)
+    kafka.assigned_reader(
+        "fleuve-time-lookup",
+        &[
+            // An offset below the low watermark (removed by retention meanwhile) reads from it.
+            ("auto.offset.reset", "earliest"),
+            // Aborted records have timestamps too; reading them never waits for open
+            // transactions (the end of a read is the high watermark, not the stable offset).
+            ("isolation.level", "read_uncommitted"),
+            // One record is needed per read: keep each fetch small.
+            ("fetch.message.max.bytes", "65536"),
+            // After a read, the consumer's next fetch waits at the end of the partition for
+            // this long, and the next read's fetch goes out only when it is back: each read
+            // took 50 ms with 50 (on the MockCluster), 5 ms with 5.
+            ("fetch.wait.max.ms", "5"),
+        ],
+    )
 }
 
 /// Why a read could not be done.

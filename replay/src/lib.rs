@@ -64,12 +64,12 @@ use std::fmt;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use fleuve_kafka::KafkaConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use fleuve_kafka::{KafkaConfig, QuietContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 pub use output::Format;
 pub use range::{BadBound, Bound};
@@ -579,46 +579,22 @@ fn run(
     Ok(summary)
 }
 
-/// The replay consumer's context. librdkafka's errors and logs go to `debug`: the end of a
-/// partition is how the replay knows it is done, and a broker that cannot be reached is
-/// reported once, as [`ReplayError::BrokerUnreachable`] or [`ReplayError::Stalled`], not
-/// as a line per connection attempt (`RUST_LOG=debug` shows them).
-#[derive(Debug, Clone, Copy, Default)]
-struct Quiet;
+type ReplayConsumer = BaseConsumer<QuietContext>;
 
-impl ClientContext for Quiet {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        tracing::debug!(?level, fac, message, "librdkafka");
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::debug!(error = %error, reason, "Kafka client error");
-    }
-}
-
-impl ConsumerContext for Quiet {}
-
-type ReplayConsumer = BaseConsumer<Quiet>;
-
-/// A consumer whose partitions are assigned: it never joins its group (librdkafka wants a
-/// `group.id` for `assign` all the same) and commits nothing.
+/// A consumer whose partitions are assigned (see [`KafkaConfig::assigned_reader`]).
 fn consumer(kafka: &KafkaConfig) -> Result<ReplayConsumer, KafkaError> {
-    let mut cfg = kafka.client_config();
-    cfg.set("group.id", "fleuve-replay")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "100")
-        // librdkafka (2.4+) waits this long before fetching again for a partition whose
-        // local queue was full (default 1000 ms): a consumer that decodes more slowly than
-        // the broker sends would then stall for most of every second. 0.1 s of records
-        // per partition is always queued anyway (`queued.min.messages`).
-        .set("fetch.queue.backoff.ms", "10")
-        .set("isolation.level", "read_committed");
-    for (k, v) in &kafka.extra {
-        cfg.set(k, v);
-    }
-    cfg.create_with_context(Quiet)
+    kafka.assigned_reader(
+        "fleuve-replay",
+        &[
+            ("fetch.wait.max.ms", "100"),
+            // librdkafka (2.4+) waits this long before fetching again for a partition whose
+            // local queue was full (default 1000 ms): a consumer that decodes more slowly
+            // than the broker sends would then stall for most of every second. 0.1 s of
+            // records per partition is always queued anyway (`queued.min.messages`).
+            ("fetch.queue.backoff.ms", "10"),
+            ("isolation.level", "read_committed"),
+        ],
+    )
 }
 
 /// The `[from, to)` offsets of every partition of the topic.
